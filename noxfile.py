@@ -1,0 +1,37 @@
+"""Nox sessions: environments plus calls; every decision lives in kit/.
+
+    nox -s tests                 set-up, then unit and integration tests
+    nox -s tests -- -m "not integration"
+    nox -s bench                 full allocator benchmark (reports/bench/<timestamp>/)
+    nox -s bench -- --quick
+    nox -s lint
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Set the machine up (invoke setup), then run every test."""
+    _install(session, "test", "bench")
+    session.run("invoke", "setup")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff on the kit, rustfmt on the sample crate."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", "kit", "tests", "tasks.py", "noxfile.py")
+    session.run("ruff", "format", "--check", "kit", "tests", "tasks.py", "noxfile.py")
