@@ -1,10 +1,10 @@
 """Nox sessions: environments plus calls; every decision lives in kit/.
 
-    nox -s tests                 set-up, then unit and integration tests
-    nox -s tests -- -m "not integration"
-    nox -s bench                 full allocator benchmark (reports/bench/<timestamp>/)
-    nox -s bench -- --quick
-    nox -s lint
+nox -s tests                 set-up, then unit and integration tests
+nox -s tests -- -m "not integration"
+nox -s bench                 full allocator benchmark (reports/bench/<timestamp>/)
+nox -s bench -- --quick
+nox -s lint
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ def tests(session: nox.Session) -> None:
     _install(session, "test", "bench")
     session.run("invoke", "setup")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11", default=False)
+def bench(session: nox.Session) -> None:
+    """Allocator benchmark; posargs go to `invoke bench` (e.g. -- --quick, --repetitions 7)."""
+    _install(session, "bench")
+    session.run("invoke", "setup")
+    session.run("invoke", "bench", *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -55,7 +55,9 @@ def parse_allocators(spec: str | list[str] | tuple[str, ...]) -> tuple[Allocator
         found = KNOWN if name.lower() == "all" else (parse_allocator(name),)
         out.extend(a for a in found if a not in out)
     if not out:
-        raise ConfigError("No allocator given.", hint="Valid allocators: all, " + ", ".join(_BY_NAME))
+        raise ConfigError(
+            "No allocator given.", hint="Valid allocators: all, " + ", ".join(_BY_NAME)
+        )
     return tuple(out)
 
 

@@ -23,7 +23,7 @@ from kit.project import Project, read_project
 from kit.runner import Invocation
 from kit.smoke import check_report, smoke_version
 from kit.targets import Target, host_arch, parse_targets
-from kit.toolchain import RustToolchain, StdPlan, choose_std
+from kit.toolchain import RustToolchain, choose_std
 
 RECORD_SCHEMA = 1
 
@@ -68,9 +68,11 @@ def check_features(project: Project, allocs: tuple[Allocator, ...], bins: tuple[
                 raise ConfigError(
                     f"Package {p.name} has no Cargo feature {a.feature!r}, so allocator "
                     f"{a.name!r} cannot be selected.",
-                    hint=f"Add `{a.feature} = [\"dep:{a.crate}\"]` to [features], "
+                    hint=f'Add `{a.feature} = ["dep:{a.crate}"]` to [features], '
                     "or choose among: system"
-                    + "".join(f", {f}" for f in sorted(p.features) if f in {"jemalloc", "mimalloc"}),
+                    + "".join(
+                        f", {f}" for f in sorted(p.features) if f in {"jemalloc", "mimalloc"}
+                    ),
                 )
 
 
@@ -143,20 +145,39 @@ def libc_of(plan: BuildPlan) -> dict[str, str | None]:
         return {"name": "glibc", "version": toolchain.glibc_version(), "from": "host (static)"}
     if plan.backend == "zigbuild":
         z = toolchain.zig()
-        return {"name": "musl", "version": z.musl_version if z else None, "from": "zig"}
+        return {
+            "name": "musl",
+            "version": z.musl_version if z else None,
+            "from": "zig",
+            "malloc": z.libc_malloc if z else None,
+        }
     if plan.backend == "cross":
         return {"name": "musl", "version": None, "from": "cross image"}
-    return {"name": "musl", "version": None, "from": "rust self-contained"}
+    return {"name": "musl", "version": None, "from": "rust self-contained", "malloc": "mallocng"}
 
 
-def gate_binary(path: Path, plan: BuildPlan, version_args: tuple[str, ...]) -> tuple[list[GateResult], dict]:
+def expected_allocator(opts: Options, plan: BuildPlan, bin_name: str) -> str:
+    """The allocator the gates must find in `bin_name`.
+
+    A binary that sets its own `#[global_allocator]` links that allocator whatever feature was
+    requested. It is declared, not detected (`allocator-overrides = {bin = "mimalloc"}` in
+    [tool.kit]): detection reads the very evidence the allocator gate judges, so inferring the
+    expectation from it would let any allocator pass, including one pulled in by mistake.
+    """
+    return dict(opts.allocator_overrides).get(bin_name, plan.allocator.name)
+
+
+def gate_binary(
+    path: Path, plan: BuildPlan, version_args: tuple[str, ...], expected: str | None = None
+) -> tuple[list[GateResult], dict]:
     """Every gate for one built binary; raises GateError listing each failure."""
+    want = expected or plan.allocator.name
     info = read_elf(path)
     gates = static_gates(info, plan.target)
-    gates.append(allocator_gate(info, plan.allocator.name))
+    gates.append(allocator_gate(info, want))
     require(gates, f"{path.name} for {plan.label} ({info.describe()})")
     smoke = smoke_version(path, plan.target, version_args)
-    checks = [GateResult(n, ok, d) for n, ok, d in check_report(smoke, plan.target, plan.allocator.name)]
+    checks = [GateResult(n, ok, d) for n, ok, d in check_report(smoke, plan.target, want)]
     require(checks, f"{path.name} for {plan.label}: the binary's own report")
     gates += checks
     gates.append(GateResult("runs", True, f"{' '.join(smoke.argv[-2:])} -> {smoke.output}"))
@@ -171,8 +192,11 @@ def run_build(plan: BuildPlan, opts: Options, *, log_dir: Path) -> list[dict]:
         done = runner.run(plan.invocation, log_file=log, what=f"build of {plan.label}")
     except CommandFailedError as e:
         raise CommandFailedError(
-            f"The {plan.backend} build of {plan.label} failed (exit {e.returncode}); full log: {log}",
-            argv=e.argv, returncode=e.returncode, output=e.output,
+            f"The {plan.backend} build of {plan.label} failed (exit {e.returncode}); "
+            f"full log: {log}",
+            argv=e.argv,
+            returncode=e.returncode,
+            output=e.output,
         ) from None
     duration = time.monotonic() - started
     built = executables(done.stdout, plan.request.bins)
@@ -181,7 +205,8 @@ def run_build(plan: BuildPlan, opts: Options, *, log_dir: Path) -> list[dict]:
     tc = plan.request.std.toolchain
     records = []
     for exe in built:
-        gates, facts = gate_binary(exe, plan, opts.version_args)
+        linked = expected_allocator(opts, plan, exe.name)
+        gates, facts = gate_binary(exe, plan, opts.version_args, linked)
         dest = dist_path(opts, plan.target, plan.allocator, exe.name)
         record = {
             "schema": RECORD_SCHEMA,
@@ -191,11 +216,15 @@ def run_build(plan: BuildPlan, opts: Options, *, log_dir: Path) -> list[dict]:
             "arch": plan.target.arch,
             "oci_platform": plan.target.oci_platform,
             "allocator": plan.allocator.name,
+            "allocator_linked": linked,  # differs from "allocator" only for an override
             "backend": plan.backend,
             "toolchain": {"name": tc.name, "rustc": tc.rustc_verbose, "cargo": tc.cargo_version},
             "zig": (toolchain.zig().version if toolchain.zig() else None)
-            if plan.backend == "zigbuild" else None,
-            "cargo_zigbuild": toolchain.cargo_zigbuild_version() if plan.backend == "zigbuild" else None,
+            if plan.backend == "zigbuild"
+            else None,
+            "cargo_zigbuild": toolchain.cargo_zigbuild_version()
+            if plan.backend == "zigbuild"
+            else None,
             "libc": libc_of(plan),
             "std": plan.request.std.std,
             "profile": plan.request.profile,
@@ -237,11 +266,26 @@ def build_matrix(
         for t in targets
         for a in allocs
     ]
-    for p in {(p.target, p.request.std.toolchain.name, p.request.std.std, p.backend): p for p in plans}.values():
+    for p in {
+        (p.target, p.request.std.toolchain.name, p.request.std.std, p.backend): p for p in plans
+    }.values():
         console.info(
             f"{p.target.triple}: backend [bold]{p.backend}[/bold], toolchain "
             f"{p.request.std.toolchain.name or 'rustc'} ({p.request.std.toolchain.rustc_version}), "
             f"std {p.request.std.std}"
+        )
+    z = toolchain.zig()
+    if (
+        z
+        and z.libc_malloc == "zig"
+        and any(
+            p.backend == "zigbuild" and p.target.libc == "musl" and p.allocator.feature is None
+            for p in plans
+        )
+    ):
+        console.warn(
+            f"zig {z.version} links its own malloc into musl's libc: the 'system' allocator of "
+            "these musl builds is zig's, not musl's mallocng (pin ziglang<0.16 for musl's)."
         )
     log_dir = opts.path(opts.target_dir) / "kit-logs"
     records: list[dict] = []
@@ -271,4 +315,14 @@ def summary_rows(records: list[dict]) -> list[list[str]]:
     ]
 
 
-SUMMARY_COLUMNS = ["target", "allocator", "binary", "backend", "std", "size", "build", "gates", "ran"]
+SUMMARY_COLUMNS = [
+    "target",
+    "allocator",
+    "binary",
+    "backend",
+    "std",
+    "size",
+    "build",
+    "gates",
+    "ran",
+]

@@ -28,7 +28,8 @@ def client(timeout: int = 60):
         return c
     except DockerException as e:
         raise EngineUnavailableError(
-            f"No Docker engine is reachable ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}).",
+            f"No Docker engine is reachable ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0][:200]}).",
             hint="Start the engine (systemctl start docker) or point DOCKER_HOST at one.",
         ) from None
 

@@ -17,16 +17,18 @@ from typing import Any
 
 
 @contextmanager
-def atomic_path(dest: Path, *, mode: int | None = None) -> Iterator[Path]:
-    """Yield a temp path beside `dest`; rename it onto `dest` only if the block succeeds."""
+def atomic_path(dest: Path, *, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temp path beside `dest`; rename it onto `dest` only if the block succeeds.
+
+    mkstemp creates the temp file 0600; `mode` gives the final file ordinary permissions.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if mode is not None:
-            tmp.chmod(mode)
+        tmp.chmod(mode)
         os.replace(tmp, dest)
     finally:
         # BaseException too: Ctrl-C must not leave the temp file behind.
@@ -52,7 +54,7 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_bytes(dest: Path, data: bytes, *, mode: int | None = None) -> None:
+def write_bytes(dest: Path, data: bytes, *, mode: int = 0o644) -> None:
     with atomic_path(dest, mode=mode) as tmp:
         tmp.write_bytes(data)
 
@@ -65,6 +67,6 @@ def write_json(dest: Path, obj: Any) -> None:
     write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def copy_file(src: Path, dest: Path, *, mode: int | None = None) -> None:
+def copy_file(src: Path, dest: Path, *, mode: int = 0o644) -> None:
     with atomic_path(dest, mode=mode) as tmp:
         shutil.copyfile(src, tmp)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.allocators import parse_allocator
 from kit.errors import ConfigError
 
 ENV_PREFIX = "KIT_"
@@ -50,6 +51,7 @@ class Options:
     health_path: str = "/healthz"
     size_budget_mb: float = 25.0
     ca_bundle: bool = True
+    image_source: str = ""  # org.opencontainers.image.source; empty: git remote origin, if any
     # benchmarking
     bench_repetitions: int = 5
     bench_quick_repetitions: int = 3
@@ -58,8 +60,13 @@ class Options:
     bench_warmup_s: float = 1.0
     bench_connections: tuple[int, ...] = (16, 64)
     bench_regression_margin: float = 0.10
+    # the stored winner.json that `release-check` compares the current bench winner against
+    bench_baseline: Path = Path("bench/baseline.json")
     # release check
     gates_skip: tuple[str, ...] = ()
+    registry_port: int = 0  # the throwaway local registry's port; 0 = any free port
+    # bin -> allocator for binaries that set their own #[global_allocator] (see kit.build)
+    allocator_overrides: tuple[tuple[str, str], ...] = ()
 
     # where each field's value came from: "default", "pyproject.toml", "env KIT_X", "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -107,7 +114,16 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
     if tp is bool:
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        if isinstance(raw, str) and raw.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
             return raw.lower() in {"1", "true", "yes", "on"}
         raise bad("true or false")
     if tp is int:
@@ -128,6 +144,16 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
         if not isinstance(raw, str):
             raise bad("a string")
         return raw
+    if tp == tuple[tuple[str, str], ...]:
+        # a TOML table {bin = "alloc"}, or "bin=alloc,bin2=alloc" from the environment/a flag
+        if isinstance(raw, str):
+            pairs = [p.partition("=") for p in raw.split(",") if p.strip()]
+            if any(not sep or not k.strip() or not v.strip() for k, sep, v in pairs):
+                raise bad("a list of name=value pairs")
+            raw = {k.strip(): v.strip() for k, _, v in pairs}
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise bad("a table of strings")
+        return tuple(sorted(raw.items()))
     if typing.get_origin(tp) is tuple:
         (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
         items = [s.strip() for s in raw.split(",") if s.strip()] if isinstance(raw, str) else raw
@@ -217,6 +243,15 @@ def _validate(opts: Options) -> None:
         raise ConfigError("size-budget-mb must be positive.")
     if not 0 < opts.port < 65536:
         raise ConfigError(f"port {opts.port} is not a TCP port number.")
+    if not 0 <= opts.registry_port < 65536:
+        raise ConfigError(f"registry-port {opts.registry_port} is not a TCP port number (0: any).")
+    if opts.bench_regression_margin < 0:
+        raise ConfigError("bench-regression-margin is a fraction, at least 0 (0.10 = 10%).")
+    for bin_name, alloc in opts.allocator_overrides:
+        try:
+            parse_allocator(alloc)
+        except ConfigError as e:
+            raise ConfigError(f"allocator-overrides.{bin_name}: {e.message}", hint=e.hint) from None
 
 
 def describe(opts: Options) -> list[tuple[str, str, str]]:
@@ -224,6 +259,9 @@ def describe(opts: Options) -> list[tuple[str, str, str]]:
     rows = []
     for name in _fields():
         value = getattr(opts, name)
-        shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        if name == "allocator_overrides":
+            shown = ", ".join(f"{k}={v}" for k, v in value)
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
         rows.append((_key(name), shown, opts.sources.get(name, "default")))
     return rows

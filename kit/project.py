@@ -41,8 +41,10 @@ class Project:
         for p in self.packages:
             if bin_name in p.bins:
                 return p
-        raise ConfigError(f"No binary named {bin_name!r} in {self.manifest}.",
-                          hint="Binaries: " + ", ".join(self.bins))
+        raise ConfigError(
+            f"No binary named {bin_name!r} in {self.manifest}.",
+            hint="Binaries: " + ", ".join(self.bins),
+        )
 
 
 def parse_metadata(data: dict, manifest: Path) -> Project:
@@ -53,7 +55,9 @@ def parse_metadata(data: dict, manifest: Path) -> Project:
             continue
         bins = tuple(t["name"] for t in p["targets"] if "bin" in t["kind"])
         packages.append(
-            Package(p["name"], p["version"], Path(p["manifest_path"]), bins, frozenset(p["features"]))
+            Package(
+                p["name"], p["version"], Path(p["manifest_path"]), bins, frozenset(p["features"])
+            )
         )
     if not packages:
         raise ConfigError(f"{manifest} defines no package.")
@@ -68,7 +72,15 @@ def read_project(manifest: Path) -> Project:
         )
     try:
         out = runner.capture(
-            ["cargo", "metadata", "--format-version", "1", "--no-deps", "--manifest-path", str(manifest)]
+            [
+                "cargo",
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--manifest-path",
+                str(manifest),
+            ]
         )
     except CommandFailedError as e:
         raise ConfigError(f"cargo cannot read {manifest}:\n{e.output}") from None

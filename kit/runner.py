@@ -8,8 +8,10 @@ then raise one typed error. Commands are argv lists, never shell strings.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plumbum import local
-from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
+from plumbum.commands.processes import CommandNotFound
 
 from kit import console
 from kit.errors import CommandFailedError, ToolMissingError
@@ -81,13 +83,23 @@ def _command(argv: Sequence[str]):
         raise ToolMissingError(f"{argv[0]!r} was not found on PATH.", hint=hint) from None
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop a child and everything it started (cargo -> rustc, zig ...): SIGINT, then SIGKILL."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+
+
 def run(
     argv: Sequence[str] | Invocation,
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     ok: Iterable[int] = (0,),
-    stream: bool = False,
     timeout: float | None = None,
     log_file: Path | None = None,
     echo: bool = True,
@@ -95,9 +107,10 @@ def run(
 ) -> Completed:
     """Run a command to completion and return its output.
 
-    `ok` lists the exit codes that count as success (None-like behaviour is deliberately not
-    offered: callers must say what they accept). With `stream`, output is shown live as well as
-    captured. With `log_file`, the full output is kept there for later inspection.
+    `ok` lists the exit codes that count as success: callers must say what they accept. With
+    `log_file`, the full output is kept there for later inspection. The child runs in its own
+    process group, so a timeout or Ctrl-C stops it and everything it started, not just the
+    first process (plumbum's own run would leave cargo's rustc children running).
     """
     if isinstance(argv, Invocation):
         env = {**argv.env, **(env or {})}
@@ -108,21 +121,30 @@ def run(
     if echo:
         console.command(inv.display())
     cmd = _command(argv)
-    if env:
-        cmd = cmd.with_env(**env)
-    if cwd:
-        cmd = cmd.with_cwd(str(cwd))
     started = time.monotonic()
+    proc = cmd.popen(
+        argv[1:],
+        cwd=str(cwd) if cwd else None,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        encoding="utf-8",
+        errors="replace",
+    )
     try:
-        if stream:
-            rc, out, err = cmd.run_tee(argv[1:], retcode=None, timeout=timeout)
-        else:
-            rc, out, err = cmd.run(argv[1:], retcode=None, timeout=timeout)
-    except ProcessTimedOut:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        proc.communicate()
         raise CommandFailedError(
-            f"{what or argv[0]} did not finish within {timeout:.0f}s.",
-            argv=list(argv),
+            f"{what or argv[0]} did not finish within {timeout:.0f}s.", argv=list(argv)
         ) from None
+    except BaseException:  # Ctrl-C and anything else: never leave the child running
+        _stop_group(proc)
+        raise
+    rc = proc.returncode
     seconds = time.monotonic() - started
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -45,9 +45,10 @@ def missing_debian_packages() -> list[str]:
 
 
 def _dpkg_installed(pkg: str) -> bool:
-    return Path(f"/var/lib/dpkg/info/{pkg}.list").exists() or Path(
-        f"/var/lib/dpkg/info/{pkg}:amd64.list"
-    ).exists()
+    return (
+        Path(f"/var/lib/dpkg/info/{pkg}.list").exists()
+        or Path(f"/var/lib/dpkg/info/{pkg}:amd64.list").exists()
+    )
 
 
 def _needs_std_source() -> bool:
@@ -69,8 +70,11 @@ def install_system_packages(pkgs: list[str]) -> None:
         )
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     runner.run(["apt-get", "update", "-qq"], env=env, what="apt-get update")
-    runner.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *pkgs], env=env,
-               what="apt-get install")
+    runner.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *pkgs],
+        env=env,
+        what="apt-get install",
+    )
 
 
 def link_source_toolchain() -> None:

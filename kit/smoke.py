@@ -18,8 +18,12 @@ class SmokeResult:
     report: dict[str, str]  # key=value pairs the binary printed, if any
 
     def as_dict(self) -> dict[str, object]:
-        return {"argv": list(self.argv), "emulator": self.emulator, "output": self.output,
-                "report": self.report}
+        return {
+            "argv": list(self.argv),
+            "emulator": self.emulator,
+            "output": self.output,
+            "report": self.report,
+        }
 
 
 def exec_prefix(target: Target, arch: str | None = None) -> list[str]:
@@ -44,7 +48,9 @@ def parse_report(output: str) -> dict[str, str]:
     return report
 
 
-def smoke_version(binary: Path, target: Target, args: tuple[str, ...] = ("--version",)) -> SmokeResult:
+def smoke_version(
+    binary: Path, target: Target, args: tuple[str, ...] = ("--version",)
+) -> SmokeResult:
     prefix = exec_prefix(target)
     argv = (*prefix, str(binary), *args)
     try:
@@ -55,7 +61,9 @@ def smoke_version(binary: Path, target: Target, args: tuple[str, ...] = ("--vers
     return SmokeResult(argv, prefix[0] if prefix else None, out, parse_report(out))
 
 
-def check_report(result: SmokeResult, target: Target, allocator: str) -> list[tuple[str, bool, str]]:
+def check_report(
+    result: SmokeResult, target: Target, allocator: str
+) -> list[tuple[str, bool, str]]:
     """Compare what the binary says about itself with what was asked for.
 
     Only keys the binary reports are checked: a project without such a report is judged by the

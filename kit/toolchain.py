@@ -22,7 +22,8 @@ from kit.targets import Target
 
 @dataclass(frozen=True)
 class RustToolchain:
-    name: str  # rustup toolchain name ("stable-x86_64-unknown-linux-gnu", "debian-web"), or "" for PATH
+    # rustup toolchain name ("stable-x86_64-unknown-linux-gnu", "debian-web"); "" = PATH's
+    name: str
     rustc_version: str  # "1.96.0"
     rustc_verbose: str  # the full `rustc --version` line
     cargo_version: str
@@ -147,6 +148,15 @@ class Zig:
             return None
         m = re.search(r'VERSION\s+"([^"]+)"', header.read_text())
         return m.group(1) if m else None
+
+    @property
+    def libc_malloc(self) -> str:
+        """Which malloc zig links into static musl binaries: musl's own ("mallocng"), or, from
+        zig 0.16 on, zig's replacement ("zig"), which ships as lib/c/malloc.zig. Read off
+        the installation, not inferred from the version number."""
+        if self.lib_dir is not None and (self.lib_dir / "c" / "malloc.zig").is_file():
+            return "zig"
+        return "mallocng"
 
 
 @functools.cache

@@ -112,7 +112,9 @@ BACKEND_NAMES = ("auto", "cargo", "zigbuild", "cross")
 def preference(target: Target) -> tuple[str, ...]:
     # musl wants zig: it links C dependencies (jemalloc, mimalloc) for any arch and works with
     # std built from source. glibc on the host arch is what plain cargo does best.
-    return ("zigbuild", "cargo", "cross") if target.libc == "musl" else ("cargo", "zigbuild", "cross")
+    return (
+        ("zigbuild", "cargo", "cross") if target.libc == "musl" else ("cargo", "zigbuild", "cross")
+    )
 
 
 def select_backend(name: str, target: Target, std: StdPlan, host: HostFacts) -> Backend:

@@ -12,7 +12,9 @@ class ZigbuildBackend:
     name = "zigbuild"
 
     def unavailable_reason(self, target: Target, std: StdPlan, host: HostFacts) -> str | None:
-        missing = [n for n, ok in (("cargo-zigbuild", host.cargo_zigbuild), ("zig", host.zig)) if not ok]
+        missing = [
+            n for n, ok in (("cargo-zigbuild", host.cargo_zigbuild), ("zig", host.zig)) if not ok
+        ]
         if missing:
             return " and ".join(missing) + " not installed (pip install ziglang cargo-zigbuild)"
         return None

@@ -1,16 +1,12 @@
 //! Global allocator selection, driven by Cargo features.
 //!
 //! No feature selects the platform (libc) allocator. At most one of the
-//! `jemalloc`, `mimalloc` and `snmalloc` features may be enabled.
+//! `jemalloc` and `mimalloc` features may be enabled.
 
-#[cfg(any(
-    all(feature = "jemalloc", feature = "mimalloc"),
-    all(feature = "jemalloc", feature = "snmalloc"),
-    all(feature = "mimalloc", feature = "snmalloc"),
-))]
-compile_error!(
-    "features `jemalloc`, `mimalloc` and `snmalloc` are mutually exclusive; enable at most one"
-);
+// snmalloc was evaluated and dropped: snmalloc-sys 0.7 does not link for
+// *-linux-musl (it needs glibc's `__cxa_thread_atexit_impl`).
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!("features `jemalloc` and `mimalloc` are mutually exclusive; enable at most one");
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -20,17 +16,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[cfg(feature = "snmalloc")]
-#[global_allocator]
-static GLOBAL: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
-
 /// Name of the allocator compiled into this binary.
 pub const NAME: &str = if cfg!(feature = "jemalloc") {
     "jemalloc"
 } else if cfg!(feature = "mimalloc") {
     "mimalloc"
-} else if cfg!(feature = "snmalloc") {
-    "snmalloc"
 } else {
     "system"
 };
@@ -69,33 +59,20 @@ fn runtime_version() -> String {
     format_mi_version(v)
 }
 
-#[cfg(feature = "snmalloc")]
-fn runtime_version() -> String {
-    // snmalloc has no version API; call into the library to prove it is
-    // linked, then report the version of the bundled snmalloc-sys crate.
-    // SAFETY: plain allocate / query / free round trip through snmalloc.
-    let usable = unsafe {
-        let p = snmalloc_sys::sn_malloc(24);
-        let u = snmalloc_sys::sn_malloc_usable_size(p);
-        snmalloc_sys::sn_free(p);
-        u
-    };
-    if usable >= 24 {
-        format!("snmalloc-sys-{}", env!("KIT_SNMALLOC_SYS_VERSION"))
-    } else {
-        "unknown".to_string()
-    }
-}
-
-#[cfg(not(any(feature = "jemalloc", feature = "mimalloc", feature = "snmalloc")))]
+#[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
 fn runtime_version() -> String {
     "n/a".to_string()
 }
 
-/// mimalloc encodes its version as e.g. 217 for 2.1.7.
+/// mimalloc encodes its version as major + 2-digit minor + 2-digit patch
+/// (30302 = 3.3.2) since 2.1.8; older releases used one digit each (217 = 2.1.7).
 #[cfg_attr(not(any(feature = "mimalloc", test)), allow(dead_code))]
 pub fn format_mi_version(v: i32) -> String {
-    format!("{}.{}.{}", v / 100, (v / 10) % 10, v % 10)
+    if v >= 10_000 {
+        format!("{}.{}.{}", v / 10_000, (v / 100) % 100, v % 100)
+    } else {
+        format!("{}.{}.{}", v / 100, (v / 10) % 10, v % 10)
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +80,8 @@ mod tests {
     #[test]
     fn mi_version_formatting() {
         assert_eq!(super::format_mi_version(217), "2.1.7");
-        assert_eq!(super::format_mi_version(300), "3.0.0");
+        assert_eq!(super::format_mi_version(20302), "2.3.2");
+        assert_eq!(super::format_mi_version(30302), "3.3.2");
     }
 
     #[test]

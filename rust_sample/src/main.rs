@@ -74,6 +74,21 @@ fn cmd_serve(args: impl Iterator<Item = String>) -> Result<ExitCode, String> {
     Ok(ExitCode::from(code as u8))
 }
 
+/// One JSON line; field order is part of the output contract.
+#[derive(serde::Serialize)]
+struct StressReport {
+    mode: &'static str,
+    pattern: &'static str,
+    threads: usize,
+    os_threads: usize,
+    ops: u64,
+    size: usize,
+    seconds: f64,
+    ops_per_sec: f64,
+    allocator: &'static str,
+    libc: &'static str,
+}
+
 fn cmd_stress(args: impl Iterator<Item = String>) -> Result<ExitCode, String> {
     let mut cfg = stress::Config {
         threads: 1,
@@ -109,21 +124,26 @@ fn cmd_stress(args: impl Iterator<Item = String>) -> Result<ExitCode, String> {
     }
     let out = stress::run(&cfg);
     let secs = out.elapsed.as_secs_f64();
-    let line = serde_json::json!({
-        "mode": "stress",
-        "pattern": match cfg.pattern {
+    let line = StressReport {
+        mode: "stress",
+        pattern: match cfg.pattern {
             stress::Pattern::Local => "local",
             stress::Pattern::Cross => "cross",
         },
-        "threads": cfg.threads,
-        "os_threads": out.os_threads,
-        "ops": out.ops,
-        "size": cfg.size,
-        "seconds": secs,
-        "ops_per_sec": if secs > 0.0 { out.ops as f64 / secs } else { 0.0 },
-        "allocator": alloc::NAME,
-        "libc": alloc::LIBC,
-    });
+        threads: cfg.threads,
+        os_threads: out.os_threads,
+        ops: out.ops,
+        size: cfg.size,
+        seconds: secs,
+        ops_per_sec: if secs > 0.0 {
+            out.ops as f64 / secs
+        } else {
+            0.0
+        },
+        allocator: alloc::NAME,
+        libc: alloc::LIBC,
+    };
+    let line = serde_json::to_string(&line).map_err(|e| e.to_string())?;
     println!("{line}");
     Ok(ExitCode::SUCCESS)
 }

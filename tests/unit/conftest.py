@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,37 @@ def _no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.system", forbid)
     monkeypatch.setattr("os.execv", forbid)
     monkeypatch.setattr("os.posix_spawn", forbid)
+
+
+# Real ELF files for the gate tests. They are compiled once per session by zig (a pinned
+# dependency of the kit), BEFORE the per-test guard above is armed: the fixture prepares inputs,
+# the tests themselves never start a process. Session-scoped fixtures set up before
+# function-scoped ones, which is what makes this ordering hold.
+C_PROGRAM = b"""
+#include <stdio.h>
+int main(void) { puts("hello"); return 0; }
+"""
+
+
+@pytest.fixture(scope="session")
+def elf_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import sys
+
+    out = tmp_path_factory.mktemp("elf")
+    src = out / "hello.c"
+    src.write_bytes(C_PROGRAM)
+    zig = [sys.executable, "-m", "ziglang", "cc"]
+    variants = {
+        "x86_64-static": ["-target", "x86_64-linux-musl", "-static"],
+        "x86_64-dynamic": ["-target", "x86_64-linux-gnu"],
+        "aarch64-static": ["-target", "aarch64-linux-musl", "-static"],
+    }
+    paths: dict[str, Path] = {}
+    for name, flags in variants.items():
+        dest = out / name
+        # zig's global cache is shared with cargo-zigbuild, so its libc builds are reused.
+        subprocess.run(
+            [*zig, *flags, "-O2", "-o", str(dest), str(src)], check=True, capture_output=True
+        )
+        paths[name] = dest
+    return paths

@@ -1,0 +1,286 @@
+"""Statistics for `invoke bench`: medians, bootstrap intervals, rank tests and the winner rule.
+
+Pure functions over lists of numbers; nothing here runs a process or reads a file, so every
+decision the benchmark makes can be unit-tested. Medians rather than means because a benchmark
+sample has a long right tail (a scheduler hiccup, a page-cache miss); percentile bootstrap
+intervals because nothing here is normally distributed; Mann-Whitney U because it assumes no
+distribution either (issue 3, "Rigour").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+DEFAULT_RESAMPLES = 10_000
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its confidence interval."""
+
+    point: float
+    low: float
+    high: float
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def as_dict(self) -> dict[str, float]:
+        return {"point": self.point, "low": self.low, "high": self.high}
+
+
+def _array(values: Sequence[float], what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{what} needs at least one sample, got {len(arr)}")
+    return arr
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(_array(values, "median")))
+
+
+def _bootstrap_medians(arr: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    # Vectorised: one (resamples x n) index matrix, one median per row.
+    idx = rng.integers(0, arr.size, size=(resamples, arr.size))
+    return np.median(arr[idx], axis=1)
+
+
+def _bounds(dist: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(dist, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_median_ci(
+    values: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int | np.random.Generator = 0,
+) -> Interval:
+    """Percentile bootstrap interval of the median (same seed, same interval)."""
+    arr = _array(values, "bootstrap_median_ci")
+    rng = np.random.default_rng(seed)
+    low, high = _bounds(_bootstrap_medians(arr, resamples, rng), confidence)
+    return Interval(float(np.median(arr)), low, high)
+
+
+def ratio_ci(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int | np.random.Generator = 0,
+) -> Interval:
+    """median(numerator) / median(denominator) with a bootstrap interval.
+
+    The two groups come from independent processes, so each is resampled on its own and the
+    ratio of the two resampled medians forms the distribution.
+    """
+    num = _array(numerator, "ratio_ci numerator")
+    den = _array(denominator, "ratio_ci denominator")
+    if np.median(den) == 0:
+        raise ValueError("ratio_ci: the denominator's median is zero")
+    rng = np.random.default_rng(seed)
+    top = _bootstrap_medians(num, resamples, rng)
+    bottom = _bootstrap_medians(den, resamples, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = top / bottom
+    dist = dist[np.isfinite(dist)]
+    low, high = _bounds(dist, confidence)
+    return Interval(float(np.median(num) / np.median(den)), low, high)
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """Two-sided Mann-Whitney U between two independent groups of samples."""
+
+    u: float
+    p_value: float
+    n_a: int
+    n_b: int
+
+    def significant(self, alpha: float = DEFAULT_ALPHA) -> bool:
+        return self.p_value < alpha
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"u": self.u, "p_value": self.p_value, "n_a": self.n_a, "n_b": self.n_b}
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float]) -> RankTest:
+    xa, xb = _array(a, "mann_whitney a"), _array(b, "mann_whitney b")
+    if np.ptp(np.concatenate([xa, xb])) == 0:
+        # Every sample identical: no evidence of a difference (scipy would warn and give nan).
+        return RankTest(xa.size * xb.size / 2.0, 1.0, xa.size, xb.size)
+    res = mannwhitneyu(xa, xb, alternative="two-sided")
+    return RankTest(float(res.statistic), float(res.pvalue), xa.size, xb.size)
+
+
+def min_p_value(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p the exact Mann-Whitney test can give for these group sizes.
+
+    With 3 vs 3 samples it is 0.1, so no difference can ever be significant at 0.05; the
+    report says so instead of letting a quick run look like evidence.
+    """
+    from math import comb
+
+    return min(1.0, 2.0 / comb(n_a + n_b, n_a))
+
+
+def pairwise(groups: Mapping[str, Sequence[float]]) -> dict[tuple[str, str], RankTest]:
+    """Mann-Whitney U for every unordered pair of named groups (keys in the given order)."""
+    names = list(groups)
+    return {
+        (a, b): mann_whitney(groups[a], groups[b])
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    }
+
+
+# --- the winner rule (issue 3, "Rigour") ------------------------------------------------------
+
+WINNER_RULE = (
+    "Among the musl variants, the winner is the one with the highest median HTTP throughput on "
+    "the allocation-heavy endpoint, if its lead over every other musl variant is significant "
+    "(two-sided Mann-Whitney U, p < {alpha}) and larger than the noise margin ({margin:.0%}). "
+    "Variants whose gap to the leader fails either test are tied with it; a tie is broken by "
+    "lower median peak RSS of the server, then by smaller binary."
+)
+
+
+def rule_text(noise_margin: float, alpha: float = DEFAULT_ALPHA) -> str:
+    return WINNER_RULE.format(alpha=alpha, margin=noise_margin)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One musl variant as the winner rule sees it."""
+
+    name: str  # the variant key, e.g. "musl-mimalloc"
+    allocator: str
+    triple: str
+    throughput: tuple[float, ...]  # requests/s, one per repetition
+    peak_rss_kb: tuple[float, ...]  # the server's ru_maxrss, one per repetition
+    binary_size: int
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The leader against one other candidate."""
+
+    other: str
+    lead: float  # median(leader) / median(other) - 1
+    test: RankTest
+    decisive: bool  # significant AND lead > margin
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "other": self.other,
+            "lead": self.lead,
+            "decisive": self.decisive,
+            **self.test.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    winner: Candidate
+    outright: bool  # True: won on throughput; False: won a tie-break
+    tied: tuple[str, ...]  # candidates inside the margin (the winner among them), by name
+    leader: str  # highest median throughput
+    gaps: tuple[Gap, ...]
+    reason: str
+    rule: str
+    medians: Mapping[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "winner": self.winner.name,
+            "allocator": self.winner.allocator,
+            "triple": self.winner.triple,
+            "outright": self.outright,
+            "tied": list(self.tied),
+            "leader": self.leader,
+            "gaps": [g.as_dict() for g in self.gaps],
+            "reason": self.reason,
+            "rule": self.rule,
+            "medians": {k: dict(v) for k, v in self.medians.items()},
+        }
+
+
+def _mb(kb: float) -> str:
+    return f"{kb / 1024:.1f} MiB"
+
+
+def decide_winner(
+    candidates: Sequence[Candidate],
+    *,
+    noise_margin: float,
+    alpha: float = DEFAULT_ALPHA,
+) -> Decision:
+    """Apply the winner rule. Deterministic: equal inputs give the same decision."""
+    if not candidates:
+        raise ValueError("decide_winner needs at least one candidate")
+    med = {c.name: median(c.throughput) for c in candidates}
+    rss = {c.name: median(c.peak_rss_kb) for c in candidates}
+    # Sort by throughput, name as a stable last resort so the result never depends on order.
+    ranked = sorted(candidates, key=lambda c: (-med[c.name], c.name))
+    leader = ranked[0]
+    gaps = []
+    for other in ranked[1:]:
+        lead = med[leader.name] / med[other.name] - 1 if med[other.name] else float("inf")
+        test = mann_whitney(leader.throughput, other.throughput)
+        gaps.append(Gap(other.name, lead, test, test.significant(alpha) and lead > noise_margin))
+    tied = [leader] + [c for c, g in zip(ranked[1:], gaps, strict=True) if not g.decisive]
+    medians = {
+        c.name: {
+            "throughput_rps": med[c.name],
+            "peak_rss_kb": rss[c.name],
+            "binary_size": float(c.binary_size),
+        }
+        for c in candidates
+    }
+    rule = rule_text(noise_margin, alpha)
+    if len(tied) == 1:
+        closest = gaps[0] if gaps else None
+        if closest is None:
+            reason = f"{leader.name} is the only musl variant measured."
+        else:
+            reason = (
+                f"{leader.name} has the highest median throughput ({med[leader.name]:,.0f} req/s), "
+                f"{closest.lead:.1%} ahead of the next best, {closest.other} "
+                f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
+            )
+        return Decision(
+            leader, True, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
+        )
+
+    winner = min(tied, key=lambda c: (rss[c.name], c.binary_size, c.name))
+    why_tied = "; ".join(
+        f"lead over {g.other} {g.lead:.1%} (p = {g.test.p_value:.3g}"
+        + (", not significant" if not g.test.significant(alpha) else "")
+        + (f", inside the {noise_margin:.0%} margin" if g.lead <= noise_margin else "")
+        + ")"
+        for g in gaps
+        if not g.decisive
+    )
+    others_rss = [c for c in tied if c is not winner]
+    if all(rss[c.name] == rss[winner.name] for c in others_rss):
+        breaker = f"equal peak RSS, smaller binary ({winner.binary_size / 1e6:.2f} MB)"
+    else:
+        breaker = f"lowest median peak RSS ({_mb(rss[winner.name])})"
+    reason = (
+        f"Tie on throughput between {', '.join(c.name for c in tied)}: leader {leader.name} "
+        f"({med[leader.name]:,.0f} req/s), {why_tied}. Tie broken by {breaker}: {winner.name}."
+    )
+    return Decision(
+        winner, False, tuple(c.name for c in tied), leader.name, tuple(gaps), reason, rule, medians
+    )

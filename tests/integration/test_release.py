@@ -1,0 +1,131 @@
+"""Issue 5 for real: SBOM, registry round trip, the workspace fixture, and release-check failing
+gate by gate when something is broken on purpose. Everything reuses the shared target/ and the
+x86_64/system build of rust_sample, so after the first build these tests take seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kit.allocators import SYSTEM
+from kit.build import build_matrix
+from kit.errors import GateError, ReleaseCheckFailed
+from kit.options import Options, resolve_options
+from kit.targets import X86_64_MUSL
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKSPACE = ROOT / "tests" / "fixtures" / "workspace"
+
+
+@pytest.fixture(scope="module")
+def opts(tmp_path_factory: pytest.TempPathFactory) -> Options:
+    """The repo's settings, with reports and the test image kept apart from a user's."""
+    reports = tmp_path_factory.mktemp("reports")
+    base = resolve_options(ROOT, environ={})
+    return dataclasses.replace(base, reports_dir=reports, image_name="kit-test-release")
+
+
+@pytest.fixture(scope="module")
+def record(opts: Options) -> dict:
+    """rust_sample for x86_64 with the system allocator (incremental: reuses target/)."""
+    (rec,) = [
+        r for r in build_matrix(opts, (X86_64_MUSL,), (SYSTEM,)) if r["name"] == "rust_sample"
+    ]
+    return rec
+
+
+@pytest.fixture(scope="module")
+def packaged(opts: Options, record: dict) -> dict:
+    pkg = pytest.importorskip("kit.package", reason="kit/package.py (issue 4) is not there yet")
+    return pkg.package(opts, targets="x86_64", allocator="system")
+
+
+def test_sbom_for_rust_sample(opts: Options, record: dict, tmp_path: Path) -> None:
+    from kit.sbom import write_sbom
+
+    result = write_sbom(opts, record, tmp_path / "sbom.json")
+    doc = json.loads(result.path.read_text())
+    names = {c["name"] for c in doc["components"]}
+    assert {"tokio", "axum", "musl-malloc", "musl", "rust-std", "rustc"} <= names
+    assert "tikv-jemallocator" not in names  # the feature set of this build, not every feature
+    assert doc["metadata"]["component"]["hashes"][0]["content"] == record["sha256"]
+    assert result.crates > 20
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
+    reason="needs Debian's docker-registry and skopeo",
+)
+def test_registry_push_and_pull_by_digest(opts: Options, packaged: dict) -> None:
+    from kit.registry import local_registry, push_and_pull
+
+    layout = Path(packaged["layout"])
+    with local_registry() as reg:
+        trip = push_and_pull(reg, layout, opts.image_name, packaged["tags"]["immutable"])
+        address = reg.address
+    assert trip.ok, trip.as_dict()
+    assert trip.local_digest == packaged["index_digest"]
+    # the registry is gone and nothing listens on its port any more
+    with pytest.raises(OSError):
+        __import__("urllib.request").request.urlopen(f"http://{address}/v2/", timeout=1)
+
+
+def test_workspace_fixture_builds_through_the_kit(tmp_path: Path) -> None:
+    ws = resolve_options(WORKSPACE, environ={})
+    ws = dataclasses.replace(ws, dist_dir=tmp_path / "dist")
+    records = {r["name"]: r for r in build_matrix(ws, (X86_64_MUSL,), (SYSTEM,))}
+    assert set(records) == {"ws-hello", "ws-own-alloc"}
+    assert records["ws-hello"]["allocator_linked"] == "system"
+    own = records["ws-own-alloc"]
+    assert (own["allocator"], own["allocator_linked"]) == ("system", "mimalloc")
+    gates = {g["name"]: g for g in own["gates"]}
+    assert gates["allocator-linked"]["passed"] and "mimalloc" in gates["allocator-linked"]["detail"]
+    assert all(g["passed"] for r in records.values() for g in r["gates"])
+
+    # Without the declaration the same binary fails the allocator gate: the override is what
+    # lets it pass, not a gate that looks the other way.
+    undeclared = dataclasses.replace(ws, allocator_overrides=())
+    with pytest.raises(GateError, match=r"allocator-linked: found mimalloc code"):
+        build_matrix(undeclared, (X86_64_MUSL,), (SYSTEM,))
+
+
+def _report(opts: Options) -> dict:
+    return json.loads((opts.path(opts.reports_dir) / "release" / "report.json").read_text())
+
+
+def test_release_check_fails_on_a_one_byte_size_budget(opts: Options, packaged: dict) -> None:
+    from kit.release import check
+
+    tiny = dataclasses.replace(opts, size_budget_mb=1e-6)
+    with pytest.raises(ReleaseCheckFailed, match=r"size-budget: over the 1e-06 MB budget"):
+        check(tiny, only="size-budget", targets="x86_64", allocators="system")
+    gates = {g["name"]: g for g in _report(tiny)["gates"]}
+    assert gates["size-budget"]["status"] == "failed"
+    assert gates["registry"]["status"] == "skipped"
+
+
+def test_release_check_fails_on_a_dirty_tree(tmp_path: Path) -> None:
+    from kit.release import check
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    cl_opts = resolve_options(clone, environ={})
+    assert check(cl_opts, only="clean-tree").ok  # a fresh clone is clean
+
+    (clone / "stray.txt").write_text("not committed\n")
+    with pytest.raises(ReleaseCheckFailed, match=r"clean-tree: 1 uncommitted path\(s\): stray.txt"):
+        check(cl_opts, only="clean-tree")
+    assert _report(cl_opts)["gates"][1]["status"] == "failed"
+
+
+def test_unknown_gate_is_a_usage_error(kit) -> None:
+    done = kit("release-check", "--only", "sbomm")
+    assert done.returncode == 2, done.stderr
+    assert "Perhaps you meant 'sbom'" in done.stderr

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+from invoke.exceptions import Exit
+
+from kit import errors
+from kit.boundary import guard
+
+
+def _all_error_classes():
+    seen, todo = [], [errors.KitError]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo += cls.__subclasses__()
+    return seen
+
+
+def test_every_error_has_a_distinct_exit_code():
+    codes = [cls.exit_code for cls in _all_error_classes() if cls is not errors.KitError]
+    assert len(codes) == len(set(codes))
+    assert all(code not in (0, 1) for code in codes)
+
+
+def test_kit_error_becomes_its_exit_code_with_message_and_hint(capsys):
+    with pytest.raises(Exit) as e, guard():
+        raise errors.ConfigError("Unknown target 'sparc'.", hint="Valid targets: all, x86_64")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Unknown target 'sparc'" in err and "Valid targets" in err
+    assert "Traceback" not in err
+
+
+def test_failed_command_shows_the_command_and_its_output(capsys):
+    with pytest.raises(Exit) as e, guard():
+        raise errors.CommandFailedError(
+            "build failed",
+            argv=["cargo", "build"],
+            returncode=101,
+            output="error[E0308]: mismatched types",
+        )
+    assert e.value.code == 4
+    err = capsys.readouterr().err
+    assert "cargo build" in err and "E0308" in err
+
+
+def test_ctrl_c_exits_130(capsys):
+    with pytest.raises(Exit) as e, guard():
+        raise KeyboardInterrupt
+    assert e.value.code == 130
+    assert "Interrupted" in capsys.readouterr().err

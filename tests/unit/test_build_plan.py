@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kit.allocators import JEMALLOC, MIMALLOC, SYSTEM
+from kit.backends import HostFacts, select_backend
+from kit.build import executables, plan_build
+from kit.errors import ConfigError, ToolMissingError
+from kit.options import resolve_options
+from kit.smoke import SmokeResult, check_report, parse_report
+from kit.targets import AARCH64_MUSL, X86_64_GNU, X86_64_MUSL
+from kit.toolchain import RustToolchain, choose_std
+
+STABLE = RustToolchain(
+    name="stable",
+    rustc_version="1.95.0",
+    rustc_verbose="rustc 1.95.0",
+    cargo_version="1.95.0",
+    sysroot=Path("/rustup/stable"),
+    prebuilt_targets=frozenset({"x86_64-unknown-linux-gnu"}),
+    has_std_source=False,
+    is_default=True,
+)
+WITH_SOURCE = RustToolchain(
+    name="debian-web",
+    rustc_version="1.96.0",
+    rustc_verbose="rustc 1.96.0",
+    cargo_version="1.96.0",
+    sysroot=Path("/usr"),
+    prebuilt_targets=frozenset({"x86_64-unknown-linux-gnu"}),
+    has_std_source=True,
+)
+WITH_MUSL = RustToolchain(
+    name="stable",
+    rustc_version="1.95.0",
+    rustc_verbose="rustc 1.95.0",
+    cargo_version="1.95.0",
+    sysroot=Path("/rustup/stable"),
+    prebuilt_targets=frozenset(
+        {"x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"}
+    ),
+    has_std_source=False,
+    is_default=True,
+)
+HOST = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
+
+
+@pytest.fixture
+def opts(tmp_path):
+    return resolve_options(tmp_path, environ={})
+
+
+def test_prebuilt_std_is_preferred_when_installed():
+    plan = choose_std(X86_64_MUSL, (WITH_SOURCE, WITH_MUSL))
+    assert plan.std == "prebuilt" and plan.toolchain is WITH_MUSL
+
+
+def test_std_from_source_when_no_prebuilt_std():
+    plan = choose_std(AARCH64_MUSL, (STABLE, WITH_SOURCE))
+    assert plan.std == "build-std" and plan.toolchain is WITH_SOURCE
+
+
+def test_no_way_to_get_std_is_an_actionable_error():
+    with pytest.raises(ToolMissingError) as e:
+        choose_std(AARCH64_MUSL, (STABLE,))
+    assert "rustup target add aarch64-unknown-linux-musl" in e.value.hint
+
+
+def test_build_std_plan_for_aarch64_with_jemalloc(opts):
+    plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
+    argv, env = plan.invocation.argv, plan.invocation.env
+    assert plan.backend == "zigbuild"
+    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
+    assert "-Zbuild-std=std,panic_unwind" in argv
+    assert argv[argv.index("--target") : argv.index("--target") + 2] == (
+        "--target",
+        "aarch64-unknown-linux-musl",
+    )
+    assert "--locked" in argv and "--release" in argv
+    assert argv[argv.index("--features") + 1] == "jemalloc"
+    cfg = argv[argv.index("--config") + 1]
+    assert cfg == 'target.aarch64-unknown-linux-musl.rustflags = ["-C", "link-self-contained=no"]'
+    assert env["RUSTC_BOOTSTRAP"] == "1"
+    assert env["JEMALLOC_SYS_WITH_LG_PAGE"] == "16"
+    assert env["CARGO_TARGET_DIR"] == str(opts.root / "target")
+
+
+def test_prebuilt_musl_needs_no_bootstrap_or_self_contained_override(opts):
+    plan = plan_build(opts, X86_64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=HOST)
+    assert plan.backend == "zigbuild"
+    assert "RUSTC_BOOTSTRAP" not in plan.invocation.env
+    assert not any(a.startswith("-Zbuild-std") for a in plan.invocation.argv)
+    assert "--config" not in plan.invocation.argv
+    assert "--features" not in plan.invocation.argv
+
+
+def test_glibc_baseline_is_static_via_crt_static_with_plain_cargo(opts):
+    plan = plan_build(opts, X86_64_GNU, SYSTEM, toolchains=(STABLE, WITH_SOURCE), host=HOST)
+    assert plan.backend == "cargo"
+    assert plan.invocation.argv[:3] == ("cargo", "+stable", "build")
+    assert 'rustflags = ["-C", "target-feature=+crt-static"]' in " ".join(plan.invocation.argv)
+
+
+def test_auto_falls_back_to_cargo_for_host_musl_without_zig(opts):
+    no_zig = HostFacts(arch="x86_64", zig=False, cargo_zigbuild=False, cross=False, docker=False)
+    plan = plan_build(opts, X86_64_MUSL, MIMALLOC, toolchains=(WITH_MUSL,), host=no_zig)
+    assert plan.backend == "cargo"
+
+
+def test_no_backend_for_foreign_arch_without_zig_or_cross(opts):
+    no_zig = HostFacts(arch="x86_64", zig=False, cargo_zigbuild=False, cross=False, docker=False)
+    with pytest.raises(ToolMissingError) as e:
+        plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=no_zig)
+    msg = e.value.message
+    assert "zigbuild:" in msg and "cargo: no native linker" in msg and "cross:" in msg
+
+
+def test_cross_without_its_image_says_how_to_get_it():
+    with_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True)
+    std = choose_std(AARCH64_MUSL, (WITH_SOURCE,))
+    with pytest.raises(ToolMissingError) as e:
+        select_backend("cross", AARCH64_MUSL, std, with_cross)
+    assert "docker pull ghcr.io/cross-rs/aarch64-unknown-linux-musl" in e.value.message
+
+
+def test_cross_plan_when_image_present(opts):
+    img = frozenset({"ghcr.io/cross-rs/aarch64-unknown-linux-musl:main"})
+    host = HostFacts(
+        arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True, local_images=img
+    )
+    plan = plan_build(
+        opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=host, backend="cross"
+    )
+    assert plan.invocation.argv[:3] == ("cross", "+stable", "build")
+
+
+def test_unknown_backend(opts):
+    with pytest.raises(ConfigError, match="Unknown backend 'zig'"):
+        plan_build(opts, X86_64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=HOST, backend="zig")
+
+
+def test_executables_from_cargo_json_messages():
+    lines = [
+        json.dumps(
+            {
+                "reason": "compiler-artifact",
+                "target": {"kind": ["lib"], "name": "dep"},
+                "executable": None,
+            }
+        ),
+        json.dumps(
+            {
+                "reason": "compiler-artifact",
+                "target": {"kind": ["custom-build"], "name": "build-script-build"},
+                "executable": "/t/build/x/build-script-build",
+            }
+        ),
+        json.dumps(
+            {
+                "reason": "compiler-artifact",
+                "target": {"kind": ["bin"], "name": "app"},
+                "executable": "/t/release/app",
+            }
+        ),
+        json.dumps(
+            {
+                "reason": "compiler-artifact",
+                "target": {"kind": ["bin"], "name": "tool"},
+                "executable": "/t/release/tool",
+            }
+        ),
+        "warning: not json",
+        json.dumps({"reason": "build-finished", "success": True}),
+    ]
+    out = "\n".join(lines)
+    assert executables(out, ()) == [Path("/t/release/app"), Path("/t/release/tool")]
+    assert executables(out, ("tool",)) == [Path("/t/release/tool")]
+
+
+def test_version_report_is_checked_against_the_request():
+    out = (
+        "rust_sample 0.1.0 allocator=jemalloc target=x86_64-unknown-linux-musl libc=musl "
+        "allocator_version=5.3.0"
+    )
+    report = parse_report(out)
+    assert report["allocator"] == "jemalloc" and report["allocator_version"] == "5.3.0"
+    smoke = SmokeResult(("bin", "--version"), None, out, report)
+    assert all(ok for _, ok, _ in check_report(smoke, X86_64_MUSL, "jemalloc"))
+    bad = {name for name, ok, _ in check_report(smoke, AARCH64_MUSL, "mimalloc") if not ok}
+    assert bad == {"reports-allocator", "reports-target"}
+
+
+def test_a_binary_without_a_report_is_judged_by_the_elf_gates_only():
+    smoke = SmokeResult(("bin", "--version"), None, "tool 1.2.3", {})
+    assert check_report(smoke, X86_64_MUSL, "system") == []
