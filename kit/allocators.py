@@ -9,10 +9,9 @@ their presence is evidence that the allocator is in the program, not just in Car
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from kit.errors import ConfigError
+from kit.names import lookup, parse_list
 
 
 @dataclass(frozen=True)
@@ -34,31 +33,11 @@ _BY_NAME = {a.name: a for a in KNOWN}
 
 
 def parse_allocator(name: str) -> Allocator:
-    key = name.strip().lower()
-    try:
-        return _BY_NAME[key]
-    except KeyError:
-        close = difflib.get_close_matches(key, list(_BY_NAME), n=1)
-        maybe = f" Perhaps you meant {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown allocator {name!r}.{maybe}",
-            hint="Valid allocators: all, " + ", ".join(_BY_NAME),
-        ) from None
+    return lookup(name, _BY_NAME, "allocator")
 
 
 def parse_allocators(spec: str | list[str] | tuple[str, ...]) -> tuple[Allocator, ...]:
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[Allocator] = []
-    for name in (n.strip() for n in names):
-        if not name:
-            continue
-        found = KNOWN if name.lower() == "all" else (parse_allocator(name),)
-        out.extend(a for a in found if a not in out)
-    if not out:
-        raise ConfigError(
-            "No allocator given.", hint="Valid allocators: all, " + ", ".join(_BY_NAME)
-        )
-    return tuple(out)
+    return parse_list(spec, _BY_NAME, KNOWN, "allocator")
 
 
 def detect(data: bytes) -> set[str]:

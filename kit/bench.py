@@ -580,20 +580,11 @@ def _os_release() -> str | None:
     return None
 
 
-def musl_malloc_of(libc_from: str | None, zig_lib_dir: Path | None) -> str:
-    """Which malloc "musl + system" really is.
-
-    Since zig 0.16 zig's bundled musl has no src/malloc: lib/c/malloc.zig exports malloc/free
-    backed by Zig's std.heap.SmpAllocator (per-thread freelists), so a zig-linked "musl-system"
-    binary does not contain musl's mallocng or its global lock at all.
-    """
-    if libc_from != "zig" or zig_lib_dir is None:
-        return "musl mallocng (assumed)"
-    if (zig_lib_dir / "libc/musl/src/malloc").is_dir():
-        return "musl mallocng (zig's bundled musl)"
-    if (zig_lib_dir / "c/malloc.zig").is_file():
-        return "zig std.heap.SmpAllocator (zig lib/c/malloc.zig replaces musl's mallocng)"
-    return "unknown (zig's musl has no src/malloc)"
+# What the build record's libc.malloc means, for the report (see kit.toolchain.Zig.libc_malloc).
+MALLOC_NAMES = {
+    "mallocng": "musl's mallocng",
+    "zig": "zig's malloc (lib/c/malloc.zig, zig >= 0.16), NOT musl's mallocng",
+}
 
 
 def tool_facts(variants: Sequence[Variant], wrk_version: str) -> dict[str, Any]:
@@ -610,11 +601,8 @@ def tool_facts(variants: Sequence[Variant], wrk_version: str) -> dict[str, Any]:
         for v in variants
     }
     if musl and musl[0]:
-        from kit import toolchain
-
-        z = toolchain.zig() if musl[0].get("from") == "zig" else None
-        lib_dir = z.lib_dir if z else None
-        musl[0] = {**musl[0], "malloc": musl_malloc_of(musl[0].get("from"), lib_dir)}
+        kind = musl[0].get("malloc")
+        musl[0] = {**musl[0], "malloc": MALLOC_NAMES.get(kind, kind or "unknown")}
     return {
         "load_generator": {
             "name": loadgen.GENERATOR,
@@ -838,7 +826,7 @@ def render_report(
         f"- Machine: {m['cpu_model']}, {m['cores']} cores ({m['usable_cores']} usable), "
         f"{m['arch']}, kernel {m['kernel']}, {m.get('os') or 'unknown OS'}.",
         f"- musl: {musl.get('version') or 'unknown version'} (from {musl.get('from', '?')}), "
-        f"malloc of musl-system: {musl.get('malloc') or 'musl mallocng (assumed)'}; "
+        f"malloc of musl-system: {musl.get('malloc') or 'unknown'}; "
         f"glibc: {(tools.get('glibc') or {}).get('version') or '?'} (static).",
         f"- Load generator: {lg['version']}, {s['wrk_threads']} threads, warm-up "
         f"{s['warmup_s']:.0f}s discarded, measured {s['http_duration_s']:.0f}s per run.",

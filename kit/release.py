@@ -362,39 +362,50 @@ def gate_qemu_smoke(ctx: Context) -> Outcome:
     )
 
 
-def _winner_throughput(doc: dict) -> float | None:
-    """The winner's median HTTP throughput in a winner.json (kit.stats Decision.as_dict)."""
+def _winner_ratio(doc: dict) -> tuple[float, tuple[float, float]] | None:
+    """The winner's throughput relative to static glibc, measured side by side in its run,
+    with its 95% bootstrap interval (winner.json written by kit.bench)."""
     try:
-        return float(doc["medians"][doc["winner"]]["throughput_rps"])
+        r = doc["metrics"]["ratio_vs_glibc_system"]
+        lo, hi = r["ci"]
+        return float(r["ratio"]), (float(lo), float(hi))
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def bench_regression(current: dict, baseline: dict, margin: float) -> Outcome:
-    """The winner must exist and not be slower than the baseline's by more than `margin` (pure).
+    """The winner must not be slower than the baseline's by more than `margin` (pure).
 
-    Both files come from the same kind of machine or the comparison means nothing: the
-    baseline is a committed winner.json from a run the team trusts, refreshed on purpose.
+    Compared as ratios against the glibc baseline measured in the same run, not as absolute
+    requests per second: absolute figures move with the machine and its load, a same-run ratio
+    much less. And judged on evidence: it is a regression only when the whole 95% interval of
+    the current ratio lies below the baseline ratio less the margin, so noise alone cannot fail
+    the gate (and a real drop of that size cannot hide inside a narrow interval).
     """
-    now, then = _winner_throughput(current), _winner_throughput(baseline)
-    figures = {
+    now, then = _winner_ratio(current), _winner_ratio(baseline)
+    figures: dict = {
         "winner": current.get("allocator"),
-        "throughput_rps": now,
         "baseline_winner": baseline.get("allocator"),
-        "baseline_throughput_rps": then,
         "margin": margin,
     }
     if now is None:
-        return Outcome(False, "winner.json has no median throughput for its winner", figures)
-    if then is None or then <= 0:
-        return Outcome(False, "the baseline has no median throughput for its winner", figures)
-    change = now / then - 1
-    figures["change"] = round(change, 4)
+        return Outcome(False, "winner.json has no ratio against glibc for its winner", figures)
+    if then is None or then[0] <= 0:
+        return Outcome(False, "the baseline has no ratio against glibc for its winner", figures)
+    (ratio, (lo, hi)), (base, _) = now, then
+    floor = base * (1 - margin)
+    figures |= {
+        "ratio_vs_glibc": ratio,
+        "ci95": [lo, hi],
+        "baseline_ratio_vs_glibc": base,
+        "floor": floor,
+        "change": round(ratio / base - 1, 4),
+    }
     text = (
-        f"winner {current.get('allocator')} {now:,.0f} req/s vs baseline "
-        f"{baseline.get('allocator')} {then:,.0f} req/s ({change:+.1%}, margin -{margin:.0%})"
+        f"winner {current.get('allocator')} at {ratio:.2f}x glibc [{lo:.2f}, {hi:.2f}] vs "
+        f"baseline {baseline.get('allocator')} at {base:.2f}x (floor {floor:.2f}x = -{margin:.0%})"
     )
-    return Outcome(change >= -margin, text, figures)
+    return Outcome(hi >= floor, text, figures)
 
 
 def gate_bench(ctx: Context) -> Outcome:

@@ -6,11 +6,11 @@ triple, with the names cargo, zig, OCI, ELF and qemu each use for the same thing
 
 from __future__ import annotations
 
-import difflib
 import platform
 from dataclasses import dataclass
 
 from kit.errors import ConfigError
+from kit.names import lookup, parse_list
 
 
 @dataclass(frozen=True)
@@ -111,35 +111,13 @@ for _t in ALL_TARGETS:
         _BY_NAME[_a] = _t
 
 
-def valid_names() -> list[str]:
-    return ["all", *sorted(_BY_NAME)]
-
-
 def parse_target(name: str) -> Target:
-    key = name.strip().lower()
-    try:
-        return _BY_NAME[key]
-    except KeyError:
-        close = difflib.get_close_matches(key, list(_BY_NAME), n=1)
-        maybe = f" Perhaps you meant {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown target {name!r}.{maybe}",
-            hint="Valid targets: " + ", ".join(valid_names()),
-        ) from None
+    return lookup(name, _BY_NAME, "target")
 
 
 def parse_targets(spec: str | list[str] | tuple[str, ...]) -> tuple[Target, ...]:
     """Parse `all`, an alias, a triple, or a comma-separated list of them; order kept, no dups."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[Target] = []
-    for name in (n.strip() for n in names):
-        if not name:
-            continue
-        found = SHIPPING_TARGETS if name.lower() == "all" else (parse_target(name),)
-        out.extend(t for t in found if t not in out)
-    if not out:
-        raise ConfigError("No target given.", hint="Valid targets: " + ", ".join(valid_names()))
-    return tuple(out)
+    return parse_list(spec, _BY_NAME, SHIPPING_TARGETS, "target")
 
 
 def host_arch(machine: str | None = None) -> str:

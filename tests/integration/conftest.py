@@ -37,3 +37,27 @@ def kit_cli(
 @pytest.fixture(scope="session")
 def kit():
     return kit_cli
+
+
+@pytest.fixture(scope="session")
+def quick_bench(tmp_path_factory):
+    """One short `bench --quick` run per session, shared by the bench and release-check tests.
+
+    Durations are cut to the minimum wrk accepts (1 s) and 2 repetitions: the figures are not
+    judged here (issue 3: speed is reported by benchmarks, not asserted by tests)."""
+    from kit import bench
+    from kit.options import resolve_options
+
+    reports = tmp_path_factory.mktemp("reports")
+    opts = resolve_options(ROOT, flags={"reports_dir": str(reports)})
+    outcome = bench.run_bench(
+        opts,
+        quick=True,
+        repetitions=2,
+        seed=1,
+        http_duration_s=1.0,
+        warmup_s=1.0,
+        stress_seconds=0.2,
+        connections=(8, 32),
+    )
+    return reports, outcome

@@ -17,18 +17,8 @@ from kit.options import resolve_options
 pytestmark = pytest.mark.integration
 
 
-def test_quick_bench_end_to_end(root, tmp_path):
-    opts = resolve_options(root, flags={"reports_dir": str(tmp_path / "reports")})
-    outcome = bench.run_bench(
-        opts,
-        quick=True,
-        repetitions=2,
-        seed=1,
-        http_duration_s=1.0,
-        warmup_s=1.0,
-        stress_seconds=0.2,
-        connections=(8, 32),
-    )
+def test_quick_bench_end_to_end(quick_bench):
+    reports, outcome = quick_bench
     run_dir = outcome.run_dir
     results = json.loads((run_dir / "results.json").read_text())
     assert results["complete"] is True
@@ -58,7 +48,7 @@ def test_quick_bench_end_to_end(root, tmp_path):
     assert winner["triple"].endswith("-linux-musl")
     assert winner["reason"] and winner["run"] == str(run_dir)
     assert winner["metrics"]["throughput_rps"] > 0
-    stable = tmp_path / "reports" / "bench" / "winner.json"
+    stable = reports / "bench" / "winner.json"
     assert json.loads(stable.read_text()) == winner
     report = (run_dir / "report.md").read_text()
     assert "## Winner" in report and "coordinated omission" in report

@@ -16,6 +16,7 @@ from kit.allocators import SYSTEM
 from kit.build import build_matrix
 from kit.errors import GateError, ReleaseCheckFailed
 from kit.options import Options, resolve_options
+from kit.release import GATE_NAMES
 from kit.targets import X86_64_MUSL
 
 pytestmark = pytest.mark.integration
@@ -129,3 +130,30 @@ def test_unknown_gate_is_a_usage_error(kit) -> None:
     done = kit("release-check", "--only", "sbomm")
     assert done.returncode == 2, done.stderr
     assert "Perhaps you meant 'sbom'" in done.stderr
+
+
+def test_release_check_passes_end_to_end(kit, quick_bench) -> None:
+    """`invoke release-check` on rust_sample, every gate run, as a user runs it before a release.
+
+    The bench gate reads the session's quick-bench winner; as its baseline it is given that same
+    winner.json, so here the gate must run and find its inputs (its judgement, a regression
+    shown by the whole interval falling below the baseline, is unit-tested in test_release.py).
+    """
+    reports, _ = quick_bench
+    env = {
+        "KIT_REPORTS_DIR": str(reports),
+        "KIT_BENCH_BASELINE": str(reports / "bench" / "winner.json"),
+        "KIT_IMAGE_NAME": "kit-test-e2e",
+    }
+    done = kit("release-check", env=env)
+    report = json.loads((reports / "release" / "report.json").read_text())
+    statuses = {g["name"]: g["status"] for g in report["gates"]}
+    print(
+        "\n".join(
+            f"{g['name']}: {g['status']} {g['seconds']:.1f}s {g['detail'][:120]}"
+            for g in report["gates"]
+        )
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert tuple(statuses) == GATE_NAMES  # every gate, in checklist order
+    assert set(statuses.values()) == {"passed"}, statuses

@@ -173,23 +173,30 @@ def test_version_tags(tags: list[str], problems: list[str]) -> None:
     assert version_mismatches({"app": "0.1.0", "lib": "0.3.0"}, "app", tags) == problems
 
 
-def _winner(alloc: str, rps: float) -> dict:
+def _winner(alloc: str, ratio: float, lo: float, hi: float) -> dict:
     return {
-        "winner": f"musl-{alloc}",
         "allocator": alloc,
-        "medians": {f"musl-{alloc}": {"throughput_rps": rps, "peak_rss_kb": 1.0}},
+        "metrics": {"ratio_vs_glibc_system": {"ratio": ratio, "ci": [lo, hi], "p_value": 0.01}},
     }
 
 
-@pytest.mark.parametrize(("now", "passed"), [(1000.0, True), (905.0, True), (850.0, False)])
-def test_bench_regression_margin(now: float, passed: bool) -> None:
-    out = bench_regression(_winner("mimalloc", now), _winner("jemalloc", 1000.0), 0.10)
+@pytest.mark.parametrize(
+    ("now", "passed"),
+    [
+        ((2.0, 1.8, 2.2), True),  # same as the baseline
+        ((1.5, 1.2, 1.9), True),  # lower, but the interval reaches the floor: not evidence
+        ((1.5, 1.3, 1.7), False),  # the whole interval is below 2.0 * 0.9 = 1.8
+    ],
+)
+def test_bench_regression_is_judged_on_the_interval(now, passed) -> None:
+    out = bench_regression(_winner("mimalloc", *now), _winner("jemalloc", 2.0, 1.9, 2.1), 0.10)
     assert out.passed is passed
     assert out.figures["baseline_winner"] == "jemalloc"
+    assert out.figures["floor"] == pytest.approx(1.8)
 
 
 def test_bench_without_figures_fails() -> None:
-    assert not bench_regression({"allocator": "x"}, _winner("jemalloc", 1.0), 0.1).passed
+    assert not bench_regression({"allocator": "x"}, _winner("jemalloc", 1.0, 0.9, 1.1), 0.1).passed
 
 
 def test_size_budget() -> None:
