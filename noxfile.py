@@ -40,6 +40,6 @@ def bench(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff on the kit, rustfmt on the sample crate."""
-    session.install("ruff==0.17.6")
+    _install(session)  # ruff is pinned once, in pyproject.toml
     session.run("ruff", "check", "kit", "tests", "tasks.py", "noxfile.py")
     session.run("ruff", "format", "--check", "kit", "tests", "tasks.py", "noxfile.py")

@@ -8,15 +8,20 @@ invoke config       the resolved settings and where each came from
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import task
 
 from kit import console
 from kit.boundary import guard
 from kit.options import resolve_options
 
+# The project root is where this file is, whichever directory invoke was started from.
+ROOT = Path(__file__).resolve().parent
+
 
 def _opts(**flags):
-    return resolve_options(flags={k: v for k, v in flags.items() if v is not None})
+    return resolve_options(ROOT, flags={k: v for k, v in flags.items() if v is not None})
 
 
 @task
@@ -25,7 +30,7 @@ def setup(c):
     from kit.setup import setup as run_setup
 
     with guard():
-        run_setup()
+        run_setup(ROOT)
 
 
 @task
@@ -77,7 +82,7 @@ def config(c, json=False):
     from kit.options import describe
 
     with guard():
-        rows = describe(resolve_options())
+        rows = describe(_opts())
         if json:
             print(json_mod.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
         else:
@@ -105,7 +110,6 @@ def package(
     bin=None,
 ):
     """Put the static binaries in a reproducible multi-arch scratch OCI image (dist/oci/)."""
-    from pathlib import Path
 
     from kit import package as pkg
 

@@ -1,13 +1,19 @@
 """`invoke setup`: install what the kit needs and is missing.
 
-Python packages come from pyproject.toml (pinned). System packages are installed with apt-get
-when running as root on Debian; otherwise the exact command is printed. A toolchain able to
+Python packages come from pyproject.toml's exact pins; any that are missing or at another
+version are installed with pip into the running interpreter's environment. System packages
+are installed with apt-get when running as root on Debian; otherwise the exact command is
+printed. A toolchain able to
 build std from source is linked into rustup when no prebuilt musl std is installed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 from kit import console, runner, toolchain
@@ -92,7 +98,44 @@ def link_source_toolchain() -> None:
     toolchain.rust_toolchains.cache_clear()
 
 
-def setup() -> None:
+def pinned_requirements(pyproject: Path) -> dict[str, str]:
+    """name -> exact version for the `name==version` pins in [project] dependencies."""
+    with pyproject.open("rb") as f:
+        deps = tomllib.load(f).get("project", {}).get("dependencies", [])
+    pins = {}
+    for dep in deps:
+        name, sep, version = dep.partition("==")
+        if sep:
+            pins[re.sub(r"\[.*\]", "", name).strip().lower()] = version.strip()
+    return pins
+
+
+def missing_python_packages(pins: dict[str, str]) -> list[str]:
+    """Pins not installed at exactly their version in this Python environment."""
+    wrong = []
+    for name, version in pins.items():
+        try:
+            if importlib.metadata.version(name) != version:
+                wrong.append(f"{name}=={version}")
+        except importlib.metadata.PackageNotFoundError:
+            wrong.append(f"{name}=={version}")
+    return wrong
+
+
+def install_python_packages(reqs: list[str]) -> None:
+    if reqs:
+        runner.run([sys.executable, "-m", "pip", "install", "-q", *reqs], what="pip install")
+        toolchain.zig.cache_clear()
+        toolchain.cargo_zigbuild_version.cache_clear()
+
+
+def setup(root: Path | None = None) -> None:
+    pyproject = (root or Path.cwd()) / "pyproject.toml"
+    if pyproject.is_file():
+        wrong = missing_python_packages(pinned_requirements(pyproject))
+        if wrong:
+            console.info(f"installing pinned Python packages: {' '.join(wrong)}")
+        install_python_packages(wrong)
     pkgs = missing_debian_packages()
     if pkgs:
         console.info(f"installing system packages: {' '.join(pkgs)}")
