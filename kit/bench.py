@@ -731,6 +731,7 @@ def winner_document(
         "reason": decision.reason,
         "rule": decision.rule,
         "outright": decision.outright,
+        "mode": "quick" if results.get("settings", {}).get("quick") else "full",
         "run": str(run_dir),
         "decided_at": results.get("finished_at"),
         "metrics": {

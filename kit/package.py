@@ -60,7 +60,8 @@ def resolve_allocator(opts: Options, flag: str | None) -> Allocator:
             "or pass --allocator mimalloc|jemalloc|system.",
         )
     try:
-        name = json.loads(path.read_text())["allocator"]
+        doc = json.loads(path.read_text())
+        name = doc["allocator"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(
             f"{path} does not name an allocator ({e.__class__.__name__}: {e}).",
@@ -69,6 +70,10 @@ def resolve_allocator(opts: Options, flag: str | None) -> Allocator:
         ) from None
     if not isinstance(name, str):
         raise ConfigError(f"{path}: allocator must be a string, got {name!r}.")
+    if doc.get("mode") == "quick" or doc.get("outright") is False:
+        # Say so: a quick run cannot reach significance, and a tie-break is a weaker choice.
+        how = "a quick run" if doc.get("mode") == "quick" else "a tie-break"
+        console.warn(f"packaging {name}, the bench winner by {how}: {doc.get('reason', '')}")
     return parse_allocator(name)
 
 
