@@ -157,3 +157,33 @@ def test_release_check_passes_end_to_end(kit, quick_bench) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     assert tuple(statuses) == GATE_NAMES  # every gate, in checklist order
     assert set(statuses.values()) == {"passed"}, statuses
+
+
+def test_release_check_fails_on_a_dynamic_binary(kit, tmp_path: Path) -> None:
+    """A project whose cargo config turns crt-static off gets a dynamically linked binary: the
+    build gate fails, gate by gate, and nothing reaches dist/."""
+    done = kit(
+        "release-check",
+        "--only",
+        "build",
+        "--target",
+        "x86_64",
+        "--allocator",
+        "system",
+        "--manifest-path",
+        str(ROOT / "tests" / "fixtures" / "dynamic" / "Cargo.toml"),
+        env={"KIT_REPORTS_DIR": str(tmp_path), "KIT_DIST_DIR": str(tmp_path / "dist")},
+    )
+    assert done.returncode == 10, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    gates = {
+        g["name"]: g
+        for g in json.loads((tmp_path / "release" / "report.json").read_text())["gates"]
+    }
+    build = gates["build"]
+    assert build["status"] == "failed", build
+    assert "no-interpreter: PT_INTERP /lib/ld-musl-x86_64.so.1" in build["detail"]
+    assert "no-needed: DT_NEEDED libc.so" in build["detail"]
+    assert "build:" in done.stderr
+    dist = tmp_path / "dist"
+    assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
