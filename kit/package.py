@@ -72,7 +72,7 @@ def resolve_allocator(opts: Options, flag: str | None) -> Allocator:
         raise ConfigError(f"{path}: allocator must be a string, got {name!r}.")
     if doc.get("mode") == "quick" or doc.get("outright") is False:
         # Say so: a quick run cannot reach significance, and a tie-break is a weaker choice.
-        how = "a quick run" if doc.get("mode") == "quick" else "a tie-break"
+        how = "a quick run" if doc.get("mode") == "quick" else "a decision not made outright"
         console.warn(f"packaging {name}, the bench winner by {how}: {doc.get('reason', '')}")
     return parse_allocator(name)
 

@@ -152,7 +152,9 @@ WINNER_RULE = (
     "the allocation-heavy endpoint, if its lead over every other musl variant is significant "
     "(two-sided Mann-Whitney U, p < {alpha}) and larger than the noise margin ({margin:.0%}). "
     "Variants whose gap to the leader fails either test are tied with it; a tie is broken by "
-    "lower median peak RSS of the server, then by smaller binary."
+    "lower median peak RSS of the server, then by smaller binary. With too few repetitions for "
+    "the test to ever reach p < {alpha} (fewer than 4 per variant), significance cannot be "
+    "tested: the noise margin alone decides, and no winner is called outright."
 )
 
 
@@ -179,13 +181,15 @@ class Gap:
     other: str
     lead: float  # median(leader) / median(other) - 1
     test: RankTest
-    decisive: bool  # significant AND lead > margin
+    decisive: bool  # significant (where testable) AND lead > margin
+    testable: bool = True  # the sample sizes allow p < alpha at all
 
     def as_dict(self) -> dict[str, object]:
         return {
             "other": self.other,
             "lead": self.lead,
             "decisive": self.decisive,
+            "testable": self.testable,
             **self.test.as_dict(),
         }
 
@@ -238,7 +242,19 @@ def decide_winner(
     for other in ranked[1:]:
         lead = med[leader.name] / med[other.name] - 1 if med[other.name] else float("inf")
         test = mann_whitney(leader.throughput, other.throughput)
-        gaps.append(Gap(other.name, lead, test, test.significant(alpha) and lead > noise_margin))
+        # Where p < alpha is unreachable (quick runs), a failed test says nothing about the
+        # gap: counting it as a tie would let a variant several times slower win on RSS.
+        testable = min_p_value(len(leader.throughput), len(other.throughput)) < alpha
+        significant = test.significant(alpha) if testable else True
+        gaps.append(Gap(other.name, lead, test, significant and lead > noise_margin, testable))
+    untestable = [g for g in gaps if not g.testable]
+    caveat = (
+        f" Significance could not be tested (n = {len(leader.throughput)}: the smallest "
+        f"possible p is {min_p_value(len(leader.throughput), len(leader.throughput)):.2g}); "
+        f"decided on the {noise_margin:.0%} noise margin alone, not outright."
+        if untestable
+        else ""
+    )
     tied = [leader] + [c for c, g in zip(ranked[1:], gaps, strict=True) if not g.decisive]
     medians = {
         c.name: {
@@ -257,16 +273,21 @@ def decide_winner(
             reason = (
                 f"{leader.name} has the highest median throughput ({med[leader.name]:,.0f} req/s), "
                 f"{closest.lead:.1%} ahead of the next best, {closest.other} "
-                f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
+                + (
+                    f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
+                    if closest.testable
+                    else f"(lead > {noise_margin:.0%} margin)."
+                )
+                + caveat
             )
         return Decision(
-            leader, True, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
+            leader, not untestable, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
         )
 
     winner = min(tied, key=lambda c: (rss[c.name], c.binary_size, c.name))
     why_tied = "; ".join(
         f"lead over {g.other} {g.lead:.1%} (p = {g.test.p_value:.3g}"
-        + (", not significant" if not g.test.significant(alpha) else "")
+        + (", not significant" if g.testable and not g.test.significant(alpha) else "")
         + (f", inside the {noise_margin:.0%} margin" if g.lead <= noise_margin else "")
         + ")"
         for g in gaps
@@ -280,6 +301,7 @@ def decide_winner(
     reason = (
         f"Tie on throughput between {', '.join(c.name for c in tied)}: leader {leader.name} "
         f"({med[leader.name]:,.0f} req/s), {why_tied}. Tie broken by {breaker}: {winner.name}."
+        + caveat
     )
     return Decision(
         winner, False, tuple(c.name for c in tied), leader.name, tuple(gaps), reason, rule, medians

@@ -195,3 +195,31 @@ def test_single_candidate_wins_and_the_rule_states_the_margin():
     assert d.winner.name == "musl-system" and d.outright
     assert "5%" in rule_text(0.05) and "peak RSS" in rule_text(0.05)
     assert d.as_dict()["allocator"] == "system"
+
+
+def test_quick_run_cannot_test_significance_so_the_margin_decides():
+    # 3 against 3: the smallest possible p is 0.1. A variant six times slower must not end up
+    # "tied" with the leader and win on memory.
+    d = decide_winner(
+        [
+            cand("musl-system", [1_600, 1_700, 1_650], rss=4_000),
+            cand("musl-jemalloc", [9_000, 9_300, 9_100], rss=7_000),
+            cand("musl-mimalloc", [10_100, 10_300, 10_200], rss=15_000),
+        ],
+        noise_margin=0.05,
+    )
+    assert d.winner.name == "musl-mimalloc"  # 11% ahead of jemalloc: beyond the 5% margin
+    assert not d.outright  # but not established by a test
+    assert all(not g.testable for g in d.gaps)
+    assert "could not be tested" in d.reason and "smallest possible p is 0.1" in d.reason
+
+
+def test_quick_run_inside_the_margin_is_still_a_tie():
+    d = decide_winner(
+        [
+            cand("musl-jemalloc", [9_900, 10_000, 10_100], rss=7_000),
+            cand("musl-mimalloc", [10_000, 10_200, 10_300], rss=15_000),
+        ],
+        noise_margin=0.05,
+    )
+    assert d.winner.name == "musl-jemalloc" and not d.outright
