@@ -1,9 +1,12 @@
 """Invoke tasks: declarations and wiring only; every decision lives in kit/.
 
-invoke setup        install what is missing (pip, apt-get as root, rustup link)
-invoke doctor       what this machine can build with
+invoke setup | doctor | config
 invoke build --target aarch64 --allocator mimalloc
-invoke config       the resolved settings and where each came from
+invoke bench [--quick]                  (or nox -s bench)
+invoke package [--allocator A] [--merge DIR,DIR]
+invoke smoke
+invoke release-check [--only GATE] [--skip GATE]
+invoke ci-matrix
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def _opts(**flags):
 
 @task
 def setup(c):
-    """Install what the kit needs and is missing (Debian packages as root, rustup link)."""
+    """Install what is missing: pinned pip packages, Debian packages (as root), rustup link."""
     from kit.setup import setup as run_setup
 
     with guard():
