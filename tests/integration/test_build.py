@@ -117,17 +117,22 @@ def test_bad_input_is_a_clear_error_with_its_own_exit_code(args, code, needle, t
     assert not any(tmp_path.iterdir())
 
 
-def test_failing_build_exits_4_and_leaves_nothing(tmp_path):
-    done = kit_cli(
+def _build_fixture(name: str, allocator: str, dist: Path) -> subprocess.CompletedProcess:
+    """`invoke build` of one fixture crate for x86_64, into its own dist/."""
+    return kit_cli(
         "build",
         "--target",
         "x86_64",
         "--allocator",
-        "system",
+        allocator,
         "--manifest-path",
-        str(FIXTURES / "broken" / "Cargo.toml"),
-        env={"KIT_DIST_DIR": str(tmp_path)},
+        str(FIXTURES / name / "Cargo.toml"),
+        env={"KIT_DIST_DIR": str(dist)},
     )
+
+
+def test_failing_build_exits_4_and_leaves_nothing(tmp_path):
+    done = _build_fixture("broken", "system", tmp_path)
     assert done.returncode == 4, done.stderr
     assert "build of x86_64-unknown-linux-musl/system failed" in done.stderr
     assert "mismatched types" in done.stderr  # the compiler's own words are shown
@@ -136,16 +141,7 @@ def test_failing_build_exits_4_and_leaves_nothing(tmp_path):
 
 
 def test_allocator_optimised_away_fails_the_gate(tmp_path):
-    done = kit_cli(
-        "build",
-        "--target",
-        "x86_64",
-        "--allocator",
-        "mimalloc",
-        "--manifest-path",
-        str(FIXTURES / "unused_alloc" / "Cargo.toml"),
-        env={"KIT_DIST_DIR": str(tmp_path)},
-    )
+    done = _build_fixture("unused_alloc", "mimalloc", tmp_path)
     assert done.returncode == 5, done.stderr
     assert "allocator-linked: expected only mimalloc, found none" in done.stderr
     assert not any(tmp_path.iterdir())
