@@ -15,9 +15,9 @@ from pathlib import Path
 
 from invoke import task
 
-from kit import console
-from kit.boundary import guard
-from kit.options import resolve_options
+from kit.core import console
+from kit.core.boundary import guard
+from kit.core.options import resolve_options
 
 # The project root is where this file is, whichever directory invoke was started from.
 ROOT = Path(__file__).resolve().parent
@@ -30,7 +30,7 @@ def _opts(**flags):
 @task
 def setup(c):
     """Install what is missing: pinned pip packages, Debian packages (as root), rustup link."""
-    from kit.setup import setup as run_setup
+    from kit.machine.setup import setup as run_setup
 
     with guard():
         run_setup(ROOT)
@@ -39,7 +39,7 @@ def setup(c):
 @task
 def doctor(c):
     """Probe toolchains, zig, cargo-zigbuild, cross, the Docker engine and qemu-user."""
-    from kit.doctor import checks
+    from kit.machine.doctor import checks
 
     with guard():
         found, rows = checks()
@@ -67,7 +67,7 @@ def doctor(c):
 )
 def build(c, target=None, allocator=None, backend=None, manifest_path=None, profile=None, bin=None):
     """Build static binaries per target x allocator, gate them, run them, record them in dist/."""
-    from kit.build import SUMMARY_COLUMNS, build_matrix, resolve_matrix, summary_rows
+    from kit.build.run import SUMMARY_COLUMNS, build_matrix, resolve_matrix, summary_rows
 
     with guard():
         opts = _opts(backend=backend, manifest_path=manifest_path, profile=profile, bins=bin)
@@ -82,7 +82,7 @@ def config(c, json=False):
     """Show the resolved settings and where each came from (default, file, env, flag)."""
     import json as json_mod
 
-    from kit.options import describe
+    from kit.core.options import describe
 
     with guard():
         rows = describe(_opts())
@@ -114,7 +114,7 @@ def package(
 ):
     """Put the static binaries in a reproducible multi-arch scratch OCI image (dist/oci/)."""
 
-    from kit import package as pkg
+    from kit.image import package as pkg
 
     with guard():
         opts = _opts(size_budget_mb=size_budget_mb, bins=bin)
@@ -135,7 +135,7 @@ def package(
 @task(help={"health-timeout": "seconds to wait for the health endpoint (default 30)"})
 def smoke(c, health_timeout=30.0):
     """Load the host-arch image into Docker, run it locked down, hit it, stop it."""
-    from kit.container import smoke as run_smoke
+    from kit.image.container import smoke as run_smoke
 
     with guard():
         report = run_smoke(_opts(), health_timeout=float(health_timeout))
@@ -156,7 +156,7 @@ def smoke(c, health_timeout=30.0):
 )
 def bench(c, quick=False, repetitions=None, seed=None):
     """Benchmark musl x system/jemalloc/mimalloc against static glibc and pick a winner."""
-    from kit.bench import run_bench
+    from kit.bench.run import run_bench
 
     with guard():
         run_bench(_opts(), quick=quick, repetitions=repetitions, seed=seed)
@@ -176,7 +176,7 @@ def release_check(
     c, only=None, skip=None, target=None, allocator=None, manifest_path=None, size_budget_mb=None
 ):
     """Run the pre-release checklist gate by gate; write reports/release/report.{md,json}."""
-    from kit.release import check
+    from kit.release.checklist import check
 
     with guard():
         opts = _opts(gates_skip=skip, manifest_path=manifest_path, size_budget_mb=size_budget_mb)
@@ -192,7 +192,7 @@ def release_check(
 )
 def ci_matrix(c, allocator=None, target=None):
     """Write .github/workflows/release.yml and .github/matrix.json (one runner per target)."""
-    from kit.workflow import generate
+    from kit.release.workflow import generate
 
     with guard():
         for path in generate(_opts(), targets=target, allocator=allocator):

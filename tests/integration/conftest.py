@@ -45,8 +45,8 @@ def quick_bench(tmp_path_factory):
 
     Durations are cut to the minimum wrk accepts (1 s) and 2 repetitions: the figures are not
     judged here (issue 3: speed is reported by benchmarks, not asserted by tests)."""
-    from kit import bench
-    from kit.options import resolve_options
+    from kit.bench import run as bench
+    from kit.core.options import resolve_options
 
     reports = tmp_path_factory.mktemp("reports")
     opts = resolve_options(ROOT, flags={"reports_dir": str(reports)})

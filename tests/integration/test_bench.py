@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from kit import bench
-from kit.options import resolve_options
+from kit.bench import run as bench
+from kit.core.options import resolve_options
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_quick_bench_end_to_end(quick_bench):
 def test_port_in_use_is_a_clear_error_and_leaves_nothing_running(root):
     import socket
 
-    from kit.errors import BenchError
+    from kit.core.errors import BenchError
 
     opts = resolve_options(root)
     variants = bench.build_variants(opts)

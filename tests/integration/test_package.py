@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from kit import engine, oci
-from kit.allocators import MIMALLOC
-from kit.build import build_matrix, record_path
-from kit.container import smoke
-from kit.errors import ConfigError, GateError, PackageError
-from kit.options import Options, resolve_options
-from kit.package import merge, outputs, package
-from kit.targets import SHIPPING_TARGETS
+from kit.build.run import build_matrix, record_path
+from kit.core import engine
+from kit.core.allocators import MIMALLOC
+from kit.core.errors import ConfigError, GateError, PackageError
+from kit.core.options import Options, resolve_options
+from kit.core.targets import SHIPPING_TARGETS
+from kit.image import oci
+from kit.image.container import smoke
+from kit.image.package import merge, outputs, package
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from kit.allocators import SYSTEM
-from kit.build import build_matrix
-from kit.errors import GateError, ReleaseCheckFailed
-from kit.options import Options, resolve_options
-from kit.release import GATE_NAMES
-from kit.targets import X86_64_MUSL
+from kit.build.run import build_matrix
+from kit.core.allocators import SYSTEM
+from kit.core.errors import GateError, ReleaseCheckFailed
+from kit.core.options import Options, resolve_options
+from kit.core.targets import X86_64_MUSL
+from kit.release.checklist import GATE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,13 @@ def record(opts: Options) -> dict:
 
 @pytest.fixture(scope="module")
 def packaged(opts: Options, record: dict) -> dict:
-    pkg = pytest.importorskip("kit.package", reason="kit/package.py (issue 4) is not there yet")
+    from kit.image import package as pkg
+
     return pkg.package(opts, targets="x86_64", allocator="system")
 
 
 def test_sbom_for_rust_sample(opts: Options, record: dict, tmp_path: Path) -> None:
-    from kit.sbom import write_sbom
+    from kit.release.sbom import write_sbom
 
     result = write_sbom(opts, record, tmp_path / "sbom.json")
     doc = json.loads(result.path.read_text())
@@ -65,7 +66,7 @@ def test_sbom_for_rust_sample(opts: Options, record: dict, tmp_path: Path) -> No
     reason="needs Debian's docker-registry and skopeo",
 )
 def test_registry_push_and_pull_by_digest(opts: Options, packaged: dict) -> None:
-    from kit.registry import local_registry, push_and_pull
+    from kit.image.registry import local_registry, push_and_pull
 
     layout = Path(packaged["layout"])
     with local_registry() as reg:
@@ -102,7 +103,7 @@ def _report(opts: Options) -> dict:
 
 
 def test_release_check_fails_on_a_one_byte_size_budget(opts: Options, packaged: dict) -> None:
-    from kit.release import check
+    from kit.release.checklist import check
 
     tiny = dataclasses.replace(opts, size_budget_mb=1e-6)
     with pytest.raises(ReleaseCheckFailed, match=r"size-budget: over the 1e-06 MB budget"):
@@ -113,7 +114,7 @@ def test_release_check_fails_on_a_one_byte_size_budget(opts: Options, packaged: 
 
 
 def test_release_check_fails_on_a_dirty_tree(tmp_path: Path) -> None:
-    from kit.release import check
+    from kit.release.checklist import check
 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)

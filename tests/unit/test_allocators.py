@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit.allocators import JEMALLOC, KNOWN, MIMALLOC, SYSTEM, detect, parse_allocators
-from kit.errors import ConfigError
+from kit.core.allocators import JEMALLOC, KNOWN, MIMALLOC, SYSTEM, detect, parse_allocators
+from kit.core.errors import ConfigError
 
 
 def test_all_expands_in_fixed_order():

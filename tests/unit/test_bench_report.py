@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit import bench
-from kit.errors import BenchError, ConfigError
-from kit.options import Options
+from kit.bench import run as bench
+from kit.core.errors import BenchError, ConfigError
+from kit.core.options import Options
 
 VARIANTS = {
     # key: (allocator, libc, stress speed factor per pattern at 2+ threads, http req/s, rss KiB)

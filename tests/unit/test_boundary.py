@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from invoke.exceptions import Exit
 
-from kit import errors
-from kit.boundary import guard
+from kit.core import errors
+from kit.core.boundary import guard
 
 
 def _all_error_classes():

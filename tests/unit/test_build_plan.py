@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from kit.allocators import JEMALLOC, MIMALLOC, SYSTEM
-from kit.backends import HostFacts, select_backend
-from kit.build import executables, plan_build
-from kit.errors import ConfigError, ToolMissingError
-from kit.options import resolve_options
-from kit.smoke import SmokeResult, check_report, parse_report
-from kit.targets import AARCH64_MUSL, X86_64_GNU, X86_64_MUSL
-from kit.toolchain import RustToolchain, choose_std
+from kit.build.backends import HostFacts, select_backend
+from kit.build.run import executables, plan_build
+from kit.build.smoke import SmokeResult, check_report, parse_report
+from kit.build.toolchain import RustToolchain, choose_std
+from kit.core.allocators import JEMALLOC, MIMALLOC, SYSTEM
+from kit.core.errors import ConfigError, ToolMissingError
+from kit.core.options import resolve_options
+from kit.core.targets import AARCH64_MUSL, X86_64_GNU, X86_64_MUSL
 
 STABLE = RustToolchain(
     name="stable",

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from kit.elf import allocator_gate, read_elf, require, static_gates
-from kit.errors import GateError
-from kit.targets import AARCH64_MUSL, X86_64_MUSL
+from kit.build.elf import allocator_gate, read_elf, require, static_gates
+from kit.core.errors import GateError
+from kit.core.targets import AARCH64_MUSL, X86_64_MUSL
 
 
 def _failed(results):

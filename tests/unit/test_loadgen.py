@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kit import loadgen
-from kit.errors import BenchError, ToolMissingError
+from kit.bench import load as loadgen
+from kit.core.errors import BenchError, ToolMissingError
 
 DATA = Path(__file__).parent / "data"
 
@@ -83,7 +83,7 @@ def test_argv_uses_whole_seconds_and_the_report_script():
 def test_missing_wrk_is_a_tool_missing_error(monkeypatch):
     from plumbum.commands.processes import CommandNotFound
 
-    from kit import runner
+    from kit.core import runner
 
     class NothingInstalled:
         def __getitem__(self, name):

@@ -1,4 +1,4 @@
-"""kit.oci and the pure parts of kit.package: bytes in, bytes out, no processes."""
+"""kit.image.oci and the pure parts of kit.image.package: bytes in, bytes out, no processes."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from kit import oci, package
-from kit.errors import ConfigError, GateError, PackageError
-from kit.options import resolve_options
-from kit.targets import AARCH64_MUSL, X86_64_MUSL
+from kit.core.errors import ConfigError, GateError, PackageError
+from kit.core.options import resolve_options
+from kit.core.targets import AARCH64_MUSL, X86_64_MUSL
+from kit.image import oci, package
 
 AMD64 = oci.Platform.parse("linux/amd64")
 ARM64 = oci.Platform.parse("linux/arm64/v8")
@@ -321,7 +321,7 @@ def test_credentials_are_stripped_from_the_source_url():
 
 
 def test_binary_gate_refuses_dynamic_and_wrong_arch(tmp_path: Path):
-    from kit.allocators import SYSTEM
+    from kit.core.allocators import SYSTEM
 
     good, dynamic, wrong = tmp_path / "good", tmp_path / "dynamic", tmp_path / "wrong"
     good.write_bytes(X86_ELF)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.errors import ConfigError
-from kit.options import Options, describe, resolve_options
+from kit.core.errors import ConfigError
+from kit.core.options import Options, describe, resolve_options
 
 
 def write_config(root: Path, body: str) -> Path:

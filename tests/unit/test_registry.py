@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.errors import PackageError
-from kit.registry import Registry, local_index_digest, render_config
+from kit.core.errors import PackageError
+from kit.image.registry import Registry, local_index_digest, render_config
 
 
 def test_config_binds_loopback_with_its_own_storage(tmp_path: Path) -> None:

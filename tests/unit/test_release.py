@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kit import release
-from kit.errors import ConfigError, EngineUnavailableError, GateError, ToolMissingError
-from kit.options import resolve_options
-from kit.release import (
+from kit.core.errors import ConfigError, EngineUnavailableError, GateError, ToolMissingError
+from kit.core.options import resolve_options
+from kit.core.targets import X86_64_MUSL
+from kit.release import checklist as release
+from kit.release.checklist import (
     GATE_NAMES,
     Checklist,
     Context,
@@ -27,12 +28,11 @@ from kit.release import (
     size_verdict,
     version_mismatches,
 )
-from kit.targets import X86_64_MUSL
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    from kit.allocators import SYSTEM
+    from kit.core.allocators import SYSTEM
 
     return Context(resolve_options(tmp_path, environ={}), (X86_64_MUSL,), (SYSTEM,))
 

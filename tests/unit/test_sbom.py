@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kit.sbom import build_bom, render, runtime_closure
+from kit.release.sbom import build_bom, render, runtime_closure
 
 REG = "registry+https://github.com/rust-lang/crates.io-index"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from kit.setup import missing_python_packages, pinned_requirements
+from kit.machine.setup import missing_python_packages, pinned_requirements
 
 
 def test_pins_are_read_from_pyproject(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kit.stats import (
+from kit.bench.stats import (
     Candidate,
     bootstrap_median_ci,
     decide_winner,

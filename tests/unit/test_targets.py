@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit.errors import ConfigError
-from kit.targets import (
+from kit.core.errors import ConfigError
+from kit.core.targets import (
     AARCH64_MUSL,
     X86_64_GNU,
     X86_64_MUSL,

@@ -8,10 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from kit.allocators import MIMALLOC
-from kit.options import resolve_options
-from kit.targets import parse_targets
-from kit.workflow import render, to_yaml, write_workflow
+from kit.core.allocators import MIMALLOC
+from kit.core.options import resolve_options
+from kit.core.targets import parse_targets
+from kit.release.workflow import render, to_yaml, write_workflow
 
 
 def _render(tmp_path: Path) -> tuple[str, str]:
@@ -92,7 +92,7 @@ def test_merging_per_runner_layouts_gives_the_one_machine_digest(tmp_path: Path)
     """What the workflow's merge job relies on (issue 5, item 4): per-target layouts, written to
     disk as the runners upload them and merged as `invoke package --merge` does, give exactly
     the index digest of packaging both targets on one machine."""
-    from kit import oci
+    from kit.image import oci
 
     meta = oci.ImageMeta(title="app", version="0.1.0", created_epoch=1_700_000_000)
     bins = {"linux/amd64": b"\x7fELF amd64 binary", "linux/arm64/v8": b"\x7fELF arm64 binary"}

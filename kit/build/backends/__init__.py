@@ -1,0 +1,142 @@
+"""Build backends: cargo, cargo-zigbuild and cross, behind one small Protocol.
+
+Each backend plans a command and its environment from a BuildRequest (pure, testable) and says
+why it cannot build a target here (None when it can). `select_backend` implements
+`--backend auto`: the first backend in the target's preference order that can build it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kit.build.toolchain import StdPlan
+from kit.core.allocators import Allocator
+from kit.core.errors import ConfigError, ToolMissingError
+from kit.core.runner import Invocation
+from kit.core.targets import Target
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the backends need to know about this machine (probed once, faked in tests)."""
+
+    arch: str
+    zig: bool
+    cargo_zigbuild: bool
+    cross: bool
+    docker: bool
+    local_images: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    manifest: Path
+    target: Target
+    allocator: Allocator
+    std: StdPlan
+    target_dir: Path
+    profile: str = "release"
+    bins: tuple[str, ...] = ()
+    locked: bool = True
+
+
+class Backend(Protocol):
+    name: str
+
+    def unavailable_reason(self, target: Target, std: StdPlan, host: HostFacts) -> str | None:
+        """None if this backend can build `target` here, else a sentence saying why not."""
+        ...
+
+    def plan(self, req: BuildRequest) -> Invocation: ...
+
+
+def cargo_args(req: BuildRequest) -> list[str]:
+    """Arguments shared by every cargo-driven backend (after the subcommand)."""
+    args = [
+        "--manifest-path",
+        str(req.manifest),
+        "--target",
+        req.target.triple,
+        "--message-format=json-render-diagnostics",
+    ]
+    args += ["--release"] if req.profile == "release" else ["--profile", req.profile]
+    if req.locked:
+        args.append("--locked")
+    if req.allocator.feature:
+        args += ["--features", req.allocator.feature]
+    for b in req.bins:
+        args += ["--bin", b]
+    rustflags = target_rustflags(req)
+    if rustflags:
+        quoted = ", ".join(f'"{f}"' for f in rustflags)
+        # --config merges with the project's own target rustflags; RUSTFLAGS would replace them.
+        args += ["--config", f"target.{req.target.triple}.rustflags = [{quoted}]"]
+    if req.std.build_std:
+        args.append("-Zbuild-std=std,panic_unwind")
+    return args
+
+
+def target_rustflags(req: BuildRequest) -> list[str]:
+    flags: list[str] = []
+    if req.target.libc == "gnu":
+        flags += ["-C", "target-feature=+crt-static"]  # a static glibc binary (static-pie)
+    if req.target.libc == "musl" and req.std.build_std:
+        # std built from source has no self-contained crt objects (rcrt1.o, crti.o ...) in the
+        # sysroot; zig supplies crt and libc instead (../shared/TOOLCHAIN.md).
+        flags += ["-C", "link-self-contained=no"]
+    return flags
+
+
+def base_env(req: BuildRequest) -> dict[str, str]:
+    env = {"CARGO_TARGET_DIR": str(req.target_dir)}
+    if req.std.build_std and not req.std.toolchain.nightly:
+        # -Zbuild-std is unstable; a stable toolchain accepts it with RUSTC_BOOTSTRAP=1.
+        env["RUSTC_BOOTSTRAP"] = "1"
+    env.update(req.target.allocator_env(req.allocator.name))
+    return env
+
+
+def all_backends() -> dict[str, Backend]:
+    from kit.build.backends.cargo import CargoBackend
+    from kit.build.backends.cross import CrossBackend
+    from kit.build.backends.zigbuild import ZigbuildBackend
+
+    return {b.name: b for b in (CargoBackend(), ZigbuildBackend(), CrossBackend())}
+
+
+BACKEND_NAMES = ("auto", "cargo", "zigbuild", "cross")
+
+
+def preference(target: Target) -> tuple[str, ...]:
+    # musl wants zig: it links C dependencies (jemalloc, mimalloc) for any arch and works with
+    # std built from source. glibc on the host arch is what plain cargo does best.
+    return (
+        ("zigbuild", "cargo", "cross") if target.libc == "musl" else ("cargo", "zigbuild", "cross")
+    )
+
+
+def select_backend(name: str, target: Target, std: StdPlan, host: HostFacts) -> Backend:
+    backends = all_backends()
+    if name not in BACKEND_NAMES:
+        raise ConfigError(
+            f"Unknown backend {name!r}.", hint="Valid backends: " + ", ".join(BACKEND_NAMES)
+        )
+    if name != "auto":
+        backend = backends[name]
+        reason = backend.unavailable_reason(target, std, host)
+        if reason:
+            raise ToolMissingError(f"Backend {name} cannot build {target.triple} here: {reason}")
+        return backend
+    reasons = []
+    for candidate in preference(target):
+        backend = backends[candidate]
+        reason = backend.unavailable_reason(target, std, host)
+        if reason is None:
+            return backend
+        reasons.append(f"  {candidate}: {reason}")
+    raise ToolMissingError(
+        f"No backend can build {target.triple} here:\n" + "\n".join(reasons),
+        hint="Run `invoke doctor` to see what is missing, and `invoke setup` to install it.",
+    )

@@ -1,0 +1,208 @@
+"""Probe what this machine can build with, and decide how std is obtained per target.
+
+Nothing here is hard-coded to one machine: a target's std is `prebuilt` when some toolchain's
+sysroot holds it (a normal machine: `rustup target add`), and `build-std` when it does not but
+a toolchain's sysroot holds the library source of exactly its own version (for example
+Debian's rustc-web + rust-web-src, linked as a rustup toolchain; see ../shared/TOOLCHAIN.md).
+The decision is printed and recorded in every build record.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.core import runner
+from kit.core.errors import CommandFailedError, ToolMissingError
+from kit.core.targets import Target
+
+
+@dataclass(frozen=True)
+class RustToolchain:
+    # rustup toolchain name ("stable-x86_64-unknown-linux-gnu", "debian-web"); "" = PATH's
+    name: str
+    rustc_version: str  # "1.96.0"
+    rustc_verbose: str  # the full `rustc --version` line
+    cargo_version: str
+    sysroot: Path
+    prebuilt_targets: frozenset[str]
+    has_std_source: bool
+    is_default: bool = False
+
+    @property
+    def nightly(self) -> bool:
+        return "nightly" in self.rustc_verbose or "-dev" in self.rustc_verbose
+
+    def cargo_argv(self) -> list[str]:
+        """`cargo +name` through rustup's proxy, or plain `cargo` when there is no rustup."""
+        return ["cargo", f"+{self.name}"] if self.name else ["cargo"]
+
+
+@dataclass(frozen=True)
+class StdPlan:
+    """How std is obtained for one target: which toolchain, and prebuilt or from source."""
+
+    target: Target
+    toolchain: RustToolchain
+    std: str  # "prebuilt" | "build-std"
+
+    @property
+    def build_std(self) -> bool:
+        return self.std == "build-std"
+
+
+def _version(line: str) -> str:
+    m = re.search(r"(\d+\.\d+\.\d+)", line)
+    return m.group(1) if m else line
+
+
+def _prebuilt(sysroot: Path) -> frozenset[str]:
+    rustlib = sysroot / "lib" / "rustlib"
+    if not rustlib.is_dir():
+        return frozenset()
+    return frozenset(
+        d.name for d in rustlib.iterdir() if d.is_dir() and any((d / "lib").glob("libstd-*.rlib"))
+    )
+
+
+def _has_source(sysroot: Path) -> bool:
+    return (sysroot / "lib/rustlib/src/rust/library/std/Cargo.toml").is_file()
+
+
+def _probe_one(name: str, is_default: bool) -> RustToolchain | None:
+    plus = [f"+{name}"] if name else []
+    try:
+        rustc = runner.capture(["rustc", *plus, "--version"])
+        cargo = runner.capture(["cargo", *plus, "--version"])
+        sysroot = Path(runner.capture(["rustc", *plus, "--print", "sysroot"]))
+    except (CommandFailedError, ToolMissingError):
+        return None
+    return RustToolchain(
+        name=name,
+        rustc_version=_version(rustc),
+        rustc_verbose=rustc,
+        cargo_version=_version(cargo),
+        sysroot=sysroot,
+        prebuilt_targets=_prebuilt(sysroot),
+        has_std_source=_has_source(sysroot),
+        is_default=is_default,
+    )
+
+
+@functools.cache
+def rust_toolchains() -> tuple[RustToolchain, ...]:
+    """Every Rust toolchain usable here, the default first."""
+    if runner.which("rustup") is None:
+        one = _probe_one("", True) if runner.which("rustc") else None
+        return (one,) if one else ()
+    listing = runner.capture(["rustup", "toolchain", "list"], ok=(0,))
+    found: list[RustToolchain] = []
+    for line in listing.splitlines():
+        if not line.strip() or line.startswith("no installed"):
+            continue
+        name = line.split()[0]
+        is_default = "(default)" in line or "(active, default)" in line or "default)" in line
+        tc = _probe_one(name, is_default)
+        if tc:
+            found.append(tc)
+    found.sort(key=lambda t: not t.is_default)
+    return tuple(found)
+
+
+def choose_std(target: Target, toolchains: tuple[RustToolchain, ...]) -> StdPlan:
+    """Pick a toolchain for `target`: prebuilt std first (default toolchain preferred), else
+    a toolchain that can build std from its own source. Pure: tests call it with fakes."""
+    for tc in toolchains:
+        if target.triple in tc.prebuilt_targets:
+            return StdPlan(target, tc, "prebuilt")
+    for tc in toolchains:
+        if tc.has_std_source:
+            return StdPlan(target, tc, "build-std")
+    names = ", ".join(t.name or "rustc" for t in toolchains) or "none"
+    raise ToolMissingError(
+        f"No Rust toolchain here can build std for {target.triple} (toolchains: {names}).",
+        hint=(
+            f"With internet: `rustup target add {target.triple}`. Without: install a toolchain "
+            "with its std source, e.g. as root on Debian `apt-get install rustc-web cargo-web "
+            "rust-web-src && rustup toolchain link debian-web /usr` (or run `invoke setup`)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Zig:
+    argv: tuple[str, ...]  # how to run zig: ("zig",) or (python, "-m", "ziglang")
+    version: str
+    lib_dir: Path | None
+
+    @property
+    def musl_version(self) -> str | None:
+        """The musl zig links into static musl binaries (its bundled copy)."""
+        if self.lib_dir is None:
+            return None
+        header = self.lib_dir / "libc/musl/src/internal/version.h"
+        if not header.is_file():
+            return None
+        m = re.search(r'VERSION\s+"([^"]+)"', header.read_text())
+        return m.group(1) if m else None
+
+    @property
+    def libc_malloc(self) -> str:
+        """Which malloc zig links into static musl binaries: musl's own ("mallocng"), or, from
+        zig 0.16 on, zig's replacement ("zig"), which ships as lib/c/malloc.zig. Read off
+        the installation, not inferred from the version number."""
+        if self.lib_dir is not None and (self.lib_dir / "c" / "malloc.zig").is_file():
+            return "zig"
+        return "mallocng"
+
+
+@functools.cache
+def zig() -> Zig | None:
+    """zig from PATH, else from the `ziglang` wheel (what cargo-zigbuild itself falls back to)."""
+    candidates: list[tuple[str, ...]] = []
+    if runner.which("zig"):
+        candidates.append(("zig",))
+    candidates.append((sys.executable, "-m", "ziglang"))
+    for argv in candidates:
+        try:
+            version = runner.capture([*argv, "version"])
+            env = runner.capture([*argv, "env"])
+        except (CommandFailedError, ToolMissingError):
+            continue
+        m = re.search(r'"?lib_dir"?\s*[:=]\s*"([^"]+)"', env)
+        return Zig(argv, version, Path(m.group(1)) if m else None)
+    return None
+
+
+def tool_version(argv: list[str]) -> str | None:
+    """`<tool> --version`'s first line, or None when the tool is missing or fails."""
+    try:
+        out = runner.capture(argv)
+    except (CommandFailedError, ToolMissingError):
+        return None
+    return out.splitlines()[0] if out else None
+
+
+@functools.cache
+def cargo_zigbuild_version() -> str | None:
+    v = tool_version(["cargo-zigbuild", "--version"])
+    return _version(v) if v else None
+
+
+@functools.cache
+def cross_version() -> str | None:
+    v = tool_version(["cross", "--version"])
+    return _version(v) if v else None
+
+
+@functools.cache
+def glibc_version() -> str | None:
+    v = tool_version(["getconf", "GNU_LIBC_VERSION"])
+    return v.split()[-1] if v else None
+
+
+def qemu_for(target: Target) -> str | None:
+    return runner.which(target.qemu)

@@ -1,0 +1,267 @@
+"""One options object, resolved once: defaults < pyproject [tool.kit] < KIT_* env < flags.
+
+After cibuildwheel's options.py: a frozen, keyword-only dataclass; unknown keys and wrong types
+are errors that suggest the closest valid key; every value remembers where it came from so
+`invoke config` can show it.
+
+Why `[tool.kit]` in pyproject.toml and not `[package.metadata.kit]` in Cargo.toml: the kit is a
+Python tool that may drive several Cargo projects (or a workspace) from one place, and its
+settings include things Cargo knows nothing about (registry, size budget, bench settings). The
+Cargo project stays untouched; `manifest-path` points at it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.core.allocators import parse_allocator
+from kit.core.errors import ConfigError
+
+ENV_PREFIX = "KIT_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    # what to build
+    manifest_path: Path = Path("rust_sample/Cargo.toml")
+    targets: tuple[str, ...] = ("x86_64", "aarch64")
+    allocators: tuple[str, ...] = ("system", "jemalloc", "mimalloc")
+    backend: str = "auto"
+    profile: str = "release"
+    bins: tuple[str, ...] = ()  # empty: every binary the package builds
+    # where things go (relative paths are relative to the project root)
+    dist_dir: Path = Path("dist")
+    target_dir: Path = Path("target")  # one shared cargo target dir for every build
+    reports_dir: Path = Path("reports")
+    # running the binary
+    version_args: tuple[str, ...] = ("--version",)
+    # packaging
+    image_name: str = "rust-sample"
+    registry: str = "127.0.0.1:5000"
+    port: int = 8080
+    health_path: str = "/healthz"
+    size_budget_mb: float = 25.0
+    ca_bundle: bool = True
+    image_source: str = ""  # org.opencontainers.image.source; empty: git remote origin, if any
+    # benchmarking
+    bench_repetitions: int = 5
+    bench_quick_repetitions: int = 3
+    bench_noise_margin: float = 0.05
+    bench_duration_s: float = 5.0
+    bench_warmup_s: float = 1.0
+    bench_connections: tuple[int, ...] = (16, 64)
+    bench_regression_margin: float = 0.10
+    # the stored winner.json that `release-check` compares the current bench winner against
+    bench_baseline: Path = Path("bench/baseline.json")
+    # release check
+    gates_skip: tuple[str, ...] = ()
+    registry_port: int = 0  # the throwaway local registry's port; 0 = any free port
+    # bin -> allocator for binaries that set their own #[global_allocator] (see kit.build.run)
+    allocator_overrides: tuple[tuple[str, str], ...] = ()
+
+    # where each field's value came from: "default", "pyproject.toml", "env KIT_X", "flag"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    root: Path = field(default=Path("."), compare=False, repr=False)
+
+    def path(self, value: Path) -> Path:
+        """A configured path made absolute against the project root."""
+        return value if value.is_absolute() else (self.root / value).resolve()
+
+    @property
+    def manifest(self) -> Path:
+        return self.path(self.manifest_path)
+
+
+_INTERNAL = {"sources", "root"}
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(Options) if f.name not in _INTERNAL}
+
+
+def _key(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _suggest(key: str) -> str:
+    names = [_key(n) for n in _fields()]
+    close = difflib.get_close_matches(_key(key.lower()), names, n=1)
+    return f" Perhaps you meant {close[0]!r}?" if close else ""
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type, or say why not."""
+    hints = typing.get_type_hints(Options)
+    tp = hints[name]
+    where = f"{_key(name)} (from {origin})"
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"Setting {where} must be {expected}, got {raw!r}.")
+
+    if tp is Path:
+        if not isinstance(raw, str) or not raw:
+            raise bad("a path string")
+        return Path(raw)
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return raw.lower() in {"1", "true", "yes", "on"}
+        raise bad("true or false")
+    if tp is int:
+        if isinstance(raw, bool):
+            raise bad("an integer")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+    if tp is float:
+        if isinstance(raw, bool):
+            raise bad("a number")
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if tp is str:
+        if not isinstance(raw, str):
+            raise bad("a string")
+        return raw
+    if tp == tuple[tuple[str, str], ...]:
+        # a TOML table {bin = "alloc"}, or "bin=alloc,bin2=alloc" from the environment/a flag
+        if isinstance(raw, str):
+            pairs = [p.partition("=") for p in raw.split(",") if p.strip()]
+            if any(not sep or not k.strip() or not v.strip() for k, sep, v in pairs):
+                raise bad("a list of name=value pairs")
+            raw = {k.strip(): v.strip() for k, _, v in pairs}
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise bad("a table of strings")
+        return tuple(sorted(raw.items()))
+    if typing.get_origin(tp) is tuple:
+        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        items = [s.strip() for s in raw.split(",") if s.strip()] if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            raise bad("a list")
+        try:
+            return tuple(item(i) if item is int else _check_str(i) for i in items)
+        except (TypeError, ValueError):
+            raise bad(f"a list of {item.__name__}") from None
+    raise AssertionError(f"unhandled option type {tp}")  # pragma: no cover
+
+
+def _check_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(v)
+    return v
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The [tool.kit] table of a pyproject.toml, or {} when there is none."""
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}.") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read: {e.strerror}.") from None
+    table = data.get("tool", {}).get("kit", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.kit] in {path} must be a table.")
+    return table
+
+
+def resolve_options(
+    root: Path | None = None,
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Options:
+    """Build the one Options object. `flags` holds only the flags the user actually gave."""
+    root = (root or Path.cwd()).resolve()
+    environ = os.environ if environ is None else environ
+    fields = _fields()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = dict.fromkeys(fields, "default")
+
+    cfg_path = config_file or root / "pyproject.toml"
+    for key, raw in read_pyproject(cfg_path).items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"Unknown key {key!r} in [tool.kit] of {cfg_path}.{_suggest(key)}")
+        values[name] = _coerce(name, raw, cfg_path.name)
+        sources[name] = cfg_path.name
+
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        if name not in fields:
+            raise ConfigError(f"Unknown environment variable {var}.{_suggest(name)}")
+        values[name] = _coerce(name, raw, f"env {var}")
+        sources[name] = f"env {var}"
+
+    for key, raw in (flags or {}).items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"Unknown option {key!r}.{_suggest(key)}")
+        if raw is None:
+            continue
+        values[name] = _coerce(name, raw, "flag")
+        sources[name] = "flag"
+
+    opts = Options(**values, sources=types.MappingProxyType(sources), root=root)
+    _validate(opts)
+    return opts
+
+
+def _validate(opts: Options) -> None:
+    if opts.bench_repetitions < 1 or opts.bench_quick_repetitions < 1:
+        raise ConfigError("bench-repetitions must be at least 1.")
+    if not 0 <= opts.bench_noise_margin < 1:
+        raise ConfigError("bench-noise-margin is a fraction between 0 and 1 (0.05 = 5%).")
+    if opts.size_budget_mb <= 0:
+        raise ConfigError("size-budget-mb must be positive.")
+    if not 0 < opts.port < 65536:
+        raise ConfigError(f"port {opts.port} is not a TCP port number.")
+    if not 0 <= opts.registry_port < 65536:
+        raise ConfigError(f"registry-port {opts.registry_port} is not a TCP port number (0: any).")
+    if opts.bench_regression_margin < 0:
+        raise ConfigError("bench-regression-margin is a fraction, at least 0 (0.10 = 10%).")
+    for bin_name, alloc in opts.allocator_overrides:
+        try:
+            parse_allocator(alloc)
+        except ConfigError as e:
+            raise ConfigError(f"allocator-overrides.{bin_name}: {e.message}", hint=e.hint) from None
+
+
+def describe(opts: Options) -> list[tuple[str, str, str]]:
+    """(key, value, source) rows for `invoke config`."""
+    rows = []
+    for name in _fields():
+        value = getattr(opts, name)
+        if name == "allocator_overrides":
+            shown = ", ".join(f"{k}={v}" for k, v in value)
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        rows.append((_key(name), shown, opts.sources.get(name, "default")))
+    return rows

@@ -1,0 +1,1 @@
+"""What this machine has: `invoke setup` installs what is missing, `invoke doctor` shows it."""

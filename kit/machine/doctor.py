@@ -1,0 +1,107 @@
+"""`invoke doctor`: what this machine can build, run and package with, and how std is obtained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kit.build import toolchain
+from kit.build.backends import all_backends, preference
+from kit.build.run import probe_host
+from kit.core import engine, runner
+from kit.core.errors import KitError
+from kit.core.targets import ALL_TARGETS, host_arch
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def checks() -> tuple[list[Check], list[list[str]]]:
+    """(tool checks, per-target plan rows)."""
+    found: list[Check] = []
+    tcs = toolchain.rust_toolchains()
+    found.append(
+        Check(
+            "rust toolchains",
+            bool(tcs),
+            "; ".join(
+                f"{t.name or 'rustc'} {t.rustc_version}"
+                f"{' (default)' if t.is_default else ''}"
+                f" std:{','.join(sorted(t.prebuilt_targets)) or '-'}"
+                f"{' +src' if t.has_std_source else ''}"
+                for t in tcs
+            )
+            or "cargo/rustc not found",
+        )
+    )
+    z = toolchain.zig()
+    found.append(
+        Check(
+            "zig",
+            z is not None,
+            f"{z.version} via {' '.join(z.argv[-2:]) if len(z.argv) > 1 else z.argv[0]}; "
+            f"musl {z.musl_version}, malloc {z.libc_malloc}"
+            if z
+            else "not found (pip install ziglang)",
+        )
+    )
+    zb = toolchain.cargo_zigbuild_version()
+    found.append(
+        Check("cargo-zigbuild", zb is not None, zb or "not found (pip install cargo-zigbuild)")
+    )
+    cr = toolchain.cross_version()
+    found.append(
+        Check("cross", cr is not None, cr or "not installed (optional: cargo install cross)")
+    )
+    e = engine.ping()
+    found.append(
+        Check(
+            "docker engine",
+            e is not None,
+            f"{e.version} (API {e.api_version}, {e.os_arch}, {e.storage_driver}"
+            f"{', containerd store' if e.containerd_store else ', classic store'})"
+            if e
+            else "not reachable",
+        )
+    )
+    for t in {t.qemu: t for t in ALL_TARGETS if t.arch != host_arch()}.values():
+        path = runner.which(t.qemu)
+        found.append(
+            Check(t.qemu, path is not None, path or "not found (apt-get install qemu-user-static)")
+        )
+    for tool in ("wrk", "skopeo", "umoci"):
+        path = runner.which(tool)
+        found.append(
+            Check(tool, path is not None, path or f"not found ({runner.INSTALL_HINTS[tool]})")
+        )
+
+    host = probe_host()
+    backends = all_backends()
+    rows = []
+    for t in ALL_TARGETS:
+        try:
+            plan = toolchain.choose_std(t, tcs)
+        except KitError as err:
+            rows.append([t.triple, "-", "-", "no", err.message.split(" (")[0]])
+            continue
+        reasons = []
+        chosen = None
+        for name in preference(t):
+            reason = backends[name].unavailable_reason(t, plan, host)
+            if reason is None and chosen is None:
+                chosen = name
+            elif reason:
+                reasons.append(f"{name}: {reason}")
+        rows.append(
+            [
+                t.triple,
+                f"{plan.toolchain.name} {plan.toolchain.rustc_version}",
+                plan.std,
+                chosen or "no",
+                "; ".join(reasons),
+            ]
+        )
+    return found, rows
