@@ -39,7 +39,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff on the kit, rustfmt on the sample crate."""
-    _install(session)  # ruff is pinned once, in pyproject.toml
+    """ruff and mypy --strict on the kit (both pinned in pyproject.toml)."""
+    _install(session, "lint")
     session.run("ruff", "check", "kit", "tests", "tasks.py", "noxfile.py")
     session.run("ruff", "format", "--check", "kit", "tests", "tasks.py", "noxfile.py")
+    session.run("mypy")

@@ -67,12 +67,14 @@ def doctor(c):
 )
 def build(c, target=None, allocator=None, backend=None, manifest_path=None, profile=None, bin=None):
     """Build static binaries per target x allocator, gate them, run them, record them in dist/."""
-    from kit.build.run import SUMMARY_COLUMNS, build_matrix, resolve_matrix, summary_rows
+    from kit.build.plan import resolve_matrix
+    from kit.build.project import read_project
+    from kit.build.run import SUMMARY_COLUMNS, build_matrix, summary_rows
 
     with guard():
         opts = _opts(backend=backend, manifest_path=manifest_path, profile=profile, bins=bin)
         targets, allocs = resolve_matrix(opts, target, allocator)
-        records = build_matrix(opts, targets, allocs)
+        records = build_matrix(opts, read_project(opts.manifest), targets, allocs)
         console.table("builds", SUMMARY_COLUMNS, summary_rows(records))
         console.success(f"{len(records)} binaries in {opts.path(opts.dist_dir)}")
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kit.core import runner
 from kit.core.errors import CommandFailedError, ConfigError
@@ -47,7 +49,7 @@ class Project:
         )
 
 
-def parse_metadata(data: dict, manifest: Path) -> Project:
+def parse_metadata(data: dict[str, Any], manifest: Path) -> Project:
     members = set(data.get("workspace_members", []))
     packages = []
     for p in data["packages"]:
@@ -64,7 +66,53 @@ def parse_metadata(data: dict, manifest: Path) -> Project:
     return Project(manifest, Path(data["workspace_root"]), tuple(packages))
 
 
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path} cannot be read as TOML: {e}.") from None
+
+
+def _package_from_toml(manifest: Path, workspace: dict[str, Any]) -> Package | None:
+    data = _toml(manifest)
+    pkg = data.get("package")
+    if not isinstance(pkg, dict):
+        return None
+    version = pkg.get("version", "0.0.0")
+    if isinstance(version, dict):  # version.workspace = true
+        version = workspace.get("package", {}).get("version", "0.0.0")
+    bins = [b["name"] for b in data.get("bin", []) if isinstance(b, dict) and "name" in b]
+    src = manifest.parent / "src"
+    if not bins and pkg.get("autobins", True) is not False:
+        if (src / "main.rs").is_file():
+            bins.append(str(pkg["name"]))
+        bins += sorted(p.stem for p in (src / "bin").glob("*.rs"))
+    return Package(
+        str(pkg["name"]), str(version), manifest, tuple(bins), frozenset(data.get("features", {}))
+    )
+
+
+def project_from_manifest(manifest: Path) -> Project:
+    """The project as its Cargo.toml files say, read without cargo (for `invoke --dry`).
+
+    Covers explicit [[bin]] targets, src/main.rs, src/bin/*.rs and workspace member globs;
+    cargo metadata remains the authority whenever a process may run.
+    """
+    manifest = manifest.resolve()
+    data = _toml(manifest)
+    workspace = data.get("workspace", {})
+    manifests = [manifest] if "package" in data else []
+    for pattern in workspace.get("members", []):
+        manifests += sorted(m / "Cargo.toml" for m in manifest.parent.glob(pattern))
+    packages = [p for m in manifests if (p := _package_from_toml(m, workspace)) is not None]
+    if not packages:
+        raise ConfigError(f"{manifest} defines no package.")
+    return Project(manifest, manifest.parent, tuple(packages))
+
+
 def read_project(manifest: Path) -> Project:
+    """The Cargo project (`cargo metadata --no-deps`). Read it once per task and pass it on."""
     if not manifest.is_file():
         raise ConfigError(
             f"Cargo manifest {manifest} does not exist.",
@@ -84,4 +132,6 @@ def read_project(manifest: Path) -> Project:
         )
     except CommandFailedError as e:
         raise ConfigError(f"cargo cannot read {manifest}:\n{e.output}") from None
+    if runner.is_dry():
+        return project_from_manifest(manifest)
     return parse_metadata(json.loads(out), manifest.resolve())

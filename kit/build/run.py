@@ -1,103 +1,37 @@
-"""`invoke build`: plan, run, gate, smoke and record one build per target x allocator.
+"""`invoke build`: run, gate, smoke and record one build per target x allocator.
 
-Planning is pure (plan_build); running is separate (run_build). A binary reaches dist/ only
-after every gate and the smoke run passed, and it is copied there atomically with its record.
+Planning is pure (kit.build.plan); this module runs the plans. A binary reaches dist/ only
+after every gate and the smoke run passed, and it is copied there atomically with its record
+(kit.build.record).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kit.build import toolchain
-from kit.build.backends import BuildRequest, HostFacts, select_backend
 from kit.build.elf import GateResult, allocator_gate, read_elf, require, static_gates
-from kit.build.project import Project, read_project
-from kit.build.smoke import check_report, smoke_version
-from kit.build.toolchain import RustToolchain, choose_std
-from kit.core import console, engine, fs, runner
-from kit.core.allocators import Allocator, parse_allocators
-from kit.core.errors import CommandFailedError, ConfigError, GateError
+from kit.build.plan import BuildPlan, check_project, plan_matrix
+from kit.build.project import Project
+from kit.build.record import (
+    BuildRecord,
+    GateCheck,
+    LibcFacts,
+    SmokeFacts,
+    ToolchainFacts,
+    write_build_record,
+)
+from kit.build.smoke import SmokeResult, check_report, smoke_version
+from kit.core import console, fs, runner
+from kit.core.allocators import Allocator
+from kit.core.errors import CommandFailedError, GateError
 from kit.core.options import Options
-from kit.core.runner import Invocation
-from kit.core.targets import Target, host_arch, parse_targets
-
-RECORD_SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    request: BuildRequest
-    backend: str
-    invocation: Invocation
-
-    @property
-    def target(self) -> Target:
-        return self.request.target
-
-    @property
-    def allocator(self) -> Allocator:
-        return self.request.allocator
-
-    @property
-    def label(self) -> str:
-        return f"{self.target.triple}/{self.allocator.name}"
-
-
-def probe_host() -> HostFacts:
-    facts = engine.ping()
-    return HostFacts(
-        arch=host_arch(),
-        zig=toolchain.zig() is not None,
-        cargo_zigbuild=toolchain.cargo_zigbuild_version() is not None,
-        cross=toolchain.cross_version() is not None,
-        docker=facts is not None,
-        local_images=frozenset(engine.local_image_tags()) if facts else frozenset(),
-    )
-
-
-def check_features(project: Project, allocs: tuple[Allocator, ...], bins: tuple[str, ...]) -> None:
-    """An allocator is selected by a Cargo feature; say so early if the package lacks it."""
-    packages = [project.package_of(b) for b in bins] if bins else [project.primary]
-    for a in allocs:
-        for p in packages:
-            if a.feature and a.feature not in p.features:
-                raise ConfigError(
-                    f"Package {p.name} has no Cargo feature {a.feature!r}, so allocator "
-                    f"{a.name!r} cannot be selected.",
-                    hint=f'Add `{a.feature} = ["dep:{a.crate}"]` to [features], '
-                    "or choose among: system"
-                    + "".join(
-                        f", {f}" for f in sorted(p.features) if f in {"jemalloc", "mimalloc"}
-                    ),
-                )
-
-
-def plan_build(
-    opts: Options,
-    target: Target,
-    allocator: Allocator,
-    *,
-    toolchains: tuple[RustToolchain, ...],
-    host: HostFacts,
-    backend: str | None = None,
-) -> BuildPlan:
-    std = choose_std(target, toolchains)
-    chosen = select_backend(backend or opts.backend, target, std, host)
-    req = BuildRequest(
-        manifest=opts.manifest,
-        target=target,
-        allocator=allocator,
-        std=std,
-        target_dir=opts.path(opts.target_dir),
-        profile=opts.profile,
-        bins=opts.bins,
-    )
-    return BuildPlan(req, chosen.name, chosen.plan(req))
+from kit.core.paths import Paths
+from kit.core.targets import Target
 
 
 def executables(cargo_stdout: str, bins: tuple[str, ...]) -> list[Path]:
@@ -120,41 +54,20 @@ def executables(cargo_stdout: str, bins: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def dist_path(opts: Options, target: Target, allocator: Allocator, name: str) -> Path:
-    return opts.path(opts.dist_dir) / target.triple / allocator.name / name
-
-
-def binary_of(opts: Options, record: dict) -> Path:
-    """The dist/ path of the binary a build record describes."""
-    return opts.path(opts.dist_dir) / record["path"]
-
-
-def record_path(binary: Path) -> Path:
-    return binary.with_name(binary.name + ".json")
-
-
-def libc_of(plan: BuildPlan) -> dict[str, str | None]:
+def libc_of(plan: BuildPlan) -> LibcFacts:
     if plan.target.libc == "gnu":
-        return {"name": "glibc", "version": toolchain.glibc_version(), "from": "host (static)"}
+        return LibcFacts(name="glibc", version=toolchain.glibc_version(), origin="host (static)")
     if plan.backend == "zigbuild":
         z = toolchain.zig()
-        return {
-            "name": "musl",
-            "version": z.musl_version if z else None,
-            "from": "zig",
-            "malloc": z.libc_malloc if z else None,
-        }
+        return LibcFacts(
+            name="musl",
+            version=z.musl_version if z else None,
+            origin="zig",
+            malloc=z.libc_malloc if z else None,
+        )
     if plan.backend == "cross":
-        return {"name": "musl", "version": None, "from": "cross image"}
-    return {"name": "musl", "version": None, "from": "rust self-contained", "malloc": "mallocng"}
+        return LibcFacts(name="musl", version=None, origin="cross image")
+    return LibcFacts(name="musl", version=None, origin="rust self-contained", malloc="mallocng")
 
 
 def expected_allocator(opts: Options, plan: BuildPlan, bin_name: str) -> str:
@@ -168,9 +81,19 @@ def expected_allocator(opts: Options, plan: BuildPlan, bin_name: str) -> str:
     return dict(opts.allocator_overrides).get(bin_name, plan.allocator.name)
 
 
+@dataclass(frozen=True)
+class Gated:
+    """What the gates established about one binary."""
+
+    gates: tuple[GateResult, ...]
+    elf: str
+    machine: str
+    smoke: SmokeResult
+
+
 def gate_binary(
     path: Path, plan: BuildPlan, version_args: tuple[str, ...], expected: str | None = None
-) -> tuple[list[GateResult], dict]:
+) -> Gated:
     """Every gate for one built binary; raises GateError listing each failure."""
     want = expected or plan.allocator.name
     info = read_elf(path)
@@ -180,17 +103,59 @@ def gate_binary(
     smoke = smoke_version(path, plan.target, version_args)
     checks = [GateResult(n, ok, d) for n, ok, d in check_report(smoke, plan.target, want)]
     require(checks, f"{path.name} for {plan.label}: the binary's own report")
-    gates += checks
-    gates.append(GateResult("runs", True, f"{' '.join(smoke.argv[-2:])} -> {smoke.output}"))
-    return gates, {"elf": info.describe(), "machine": info.machine, "smoke": smoke.as_dict()}
+    return Gated((*gates, *checks), info.describe(), info.machine, smoke)
 
 
-def run_build(plan: BuildPlan, opts: Options, *, log_dir: Path) -> list[dict]:
-    """Build, gate, smoke; then copy each binary and its record into dist/ atomically."""
-    log = log_dir / f"{plan.target.triple}-{plan.allocator.name}.log"
-    started = time.monotonic()
+def make_record(
+    plan: BuildPlan, exe: Path, dest: Path, paths: Paths, linked: str, gated: Gated, seconds: float
+) -> BuildRecord:
+    tc = plan.request.std.toolchain
+    z = toolchain.zig() if plan.backend == "zigbuild" else None
+    return BuildRecord(
+        name=exe.name,
+        path=dest.relative_to(paths.dist).as_posix(),
+        triple=plan.target.triple,
+        arch=plan.target.arch,
+        oci_platform=plan.target.oci_platform,
+        allocator=plan.allocator.name,
+        allocator_linked=linked,
+        backend=plan.backend,
+        toolchain=ToolchainFacts(name=tc.name, rustc=tc.rustc_verbose, cargo=tc.cargo_version),
+        zig=z.version if z else None,
+        cargo_zigbuild=toolchain.cargo_zigbuild_version() if plan.backend == "zigbuild" else None,
+        libc=libc_of(plan),
+        std=plan.request.std.std,
+        profile=plan.request.profile,
+        command=plan.invocation.display(),
+        sha256=fs.sha256_of(exe),
+        size=exe.stat().st_size,
+        duration_s=round(seconds, 2),
+        built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        gates=tuple(GateCheck(name=g.name, passed=g.passed, detail=g.detail) for g in gated.gates),
+        elf=gated.elf,
+        machine=gated.machine,
+        smoke=SmokeFacts(
+            argv=gated.smoke.argv,
+            emulator=gated.smoke.emulator,
+            output=gated.smoke.output,
+            report=gated.smoke.report,
+        ),
+    )
+
+
+def compile_plan(plan: BuildPlan, log: Path, progress: console.Steps) -> runner.Completed:
+    """Run cargo for one plan, counting compiled crates from its JSON messages as they come."""
+
+    def on_line(stream: str, line: str) -> None:
+        if stream == "stdout" and '"compiler-artifact"' in line:
+            progress.tick(plan.label)
+        elif stream == "stderr":
+            console.verbose(line)
+
     try:
-        done = runner.run(plan.invocation, log_file=log, what=f"build of {plan.label}")
+        return runner.run(
+            plan.invocation, log_file=log, what=f"build of {plan.label}", on_line=on_line
+        )
     except CommandFailedError as e:
         raise CommandFailedError(
             f"The {plan.backend} build of {plan.label} failed (exit {e.returncode}); "
@@ -199,118 +164,90 @@ def run_build(plan: BuildPlan, opts: Options, *, log_dir: Path) -> list[dict]:
             returncode=e.returncode,
             output=e.output,
         ) from None
-    duration = time.monotonic() - started
+
+
+def run_build(
+    plan: BuildPlan, opts: Options, progress: console.Steps | None = None
+) -> list[BuildRecord]:
+    """Build, gate, smoke; then copy each binary and its record into dist/ atomically."""
+    paths = Paths.of(opts)
+    log = paths.build_logs / f"{plan.target.triple}-{plan.allocator.name}.log"
+    started = time.monotonic()
+    done = compile_plan(plan, log, progress or console.Steps.quiet())
+    if done.dry:
+        return []
+    seconds = time.monotonic() - started
     built = executables(done.stdout, plan.request.bins)
     if not built:
         raise GateError(f"The build of {plan.label} produced no executable (see {log}).")
-    tc = plan.request.std.toolchain
     records = []
     for exe in built:
         linked = expected_allocator(opts, plan, exe.name)
-        gates, facts = gate_binary(exe, plan, opts.version_args, linked)
-        dest = dist_path(opts, plan.target, plan.allocator, exe.name)
-        record = {
-            "schema": RECORD_SCHEMA,
-            "name": exe.name,
-            "path": str(dest.relative_to(opts.path(opts.dist_dir))),
-            "triple": plan.target.triple,
-            "arch": plan.target.arch,
-            "oci_platform": plan.target.oci_platform,
-            "allocator": plan.allocator.name,
-            "allocator_linked": linked,  # differs from "allocator" only for an override
-            "backend": plan.backend,
-            "toolchain": {"name": tc.name, "rustc": tc.rustc_verbose, "cargo": tc.cargo_version},
-            "zig": (toolchain.zig().version if toolchain.zig() else None)
-            if plan.backend == "zigbuild"
-            else None,
-            "cargo_zigbuild": toolchain.cargo_zigbuild_version()
-            if plan.backend == "zigbuild"
-            else None,
-            "libc": libc_of(plan),
-            "std": plan.request.std.std,
-            "profile": plan.request.profile,
-            "command": plan.invocation.display(),
-            "sha256": sha256_of(exe),
-            "size": exe.stat().st_size,
-            "duration_s": round(duration, 2),
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "gates": [g.as_dict() for g in gates],
-            **facts,
-        }
+        gated = gate_binary(exe, plan, opts.version_args, linked)
+        dest = paths.binary(plan.target.triple, plan.allocator.name, exe.name)
+        record = make_record(plan, exe, dest, paths, linked, gated, seconds)
         # The binary first, then its record: a record in dist/ always describes a binary there.
         fs.copy_file(exe, dest, mode=0o755)
-        fs.write_json(record_path(dest), record)
+        write_build_record(dest, record)
         records.append(record)
     return records
 
 
-def resolve_matrix(opts: Options, targets: str | None, allocs: str | None):
-    return (
-        parse_targets(targets if targets is not None else list(opts.targets)),
-        parse_allocators(allocs if allocs is not None else list(opts.allocators)),
-    )
-
-
-def build_matrix(
-    opts: Options,
-    targets: tuple[Target, ...],
-    allocs: tuple[Allocator, ...],
-    *,
-    backend: str | None = None,
-) -> list[dict]:
-    project = read_project(opts.manifest)
-    check_features(project, allocs, opts.bins)
-    toolchains = toolchain.rust_toolchains()
-    host = probe_host()
-    plans = [
-        plan_build(opts, t, a, toolchains=toolchains, host=host, backend=backend)
-        for t in targets
-        for a in allocs
-    ]
+def announce(plans: list[BuildPlan]) -> None:
+    """One line per target on how it is built; a warning when "system" is not musl's malloc."""
     for p in {
         (p.target, p.request.std.toolchain.name, p.request.std.std, p.backend): p for p in plans
     }.values():
+        tc = p.request.std.toolchain
         console.info(
             f"{p.target.triple}: backend [bold]{p.backend}[/bold], toolchain "
-            f"{p.request.std.toolchain.name or 'rustc'} ({p.request.std.toolchain.rustc_version}), "
-            f"std {p.request.std.std}"
+            f"{tc.name or 'rustc'} ({tc.rustc_version}), std {p.request.std.std}"
         )
-    z = toolchain.zig()
-    if (
-        z
-        and z.libc_malloc == "zig"
-        and any(
-            p.backend == "zigbuild" and p.target.libc == "musl" and p.allocator.feature is None
-            for p in plans
-        )
-    ):
+    z = None if runner.is_dry() else toolchain.zig()
+    musl_system = any(
+        p.backend == "zigbuild" and p.target.libc == "musl" and p.allocator.feature is None
+        for p in plans
+    )
+    if z and z.libc_malloc == "zig" and musl_system:
         console.warn(
             f"zig {z.version} links its own malloc into musl's libc: the 'system' allocator of "
             "these musl builds is zig's, not musl's mallocng (pin ziglang<0.16 for musl's)."
         )
-    log_dir = opts.path(opts.target_dir) / "kit-logs"
-    records: list[dict] = []
-    with console.progress() as bar:
-        task = bar.add_task("building", total=len(plans))
+
+
+def build_matrix(
+    opts: Options,
+    project: Project,
+    targets: tuple[Target, ...],
+    allocs: tuple[Allocator, ...],
+    *,
+    backend: str | None = None,
+) -> list[BuildRecord]:
+    """Plan every target x allocator, then build, gate and record each in turn."""
+    check_project(project, allocs, opts.bins)
+    plans = plan_matrix(opts, targets, allocs, backend=backend)
+    announce(plans)
+    records: list[BuildRecord] = []
+    with console.steps("building", len(plans), unit="crates") as progress:
         for p in plans:
-            bar.update(task, description=f"building {p.label}")
-            records += run_build(p, opts, log_dir=log_dir)
-            bar.advance(task)
+            progress.start(p.label)
+            records += run_build(p, opts, progress)
+            progress.done(p.label)
     return records
 
 
-def summary_rows(records: list[dict]) -> list[list[str]]:
+def summary_rows(records: list[BuildRecord]) -> list[list[str]]:
     return [
         [
-            r["triple"],
-            r["allocator"],
-            r["name"],
-            r["backend"],
-            r["std"],
-            f"{r['size'] / 1e6:.2f} MB",
-            f"{r['duration_s']:.1f}s",
-            "pass" if all(g["passed"] for g in r["gates"]) else "FAIL",
-            r["smoke"]["emulator"] or "native",
+            r.triple,
+            r.allocator,
+            r.name,
+            r.backend,
+            r.std,
+            f"{r.size / 1e6:.2f} MB",
+            f"{r.duration_s:.1f}s",
+            "pass" if all(g.passed for g in r.gates) else "FAIL",
+            r.smoke.emulator or "native",
         ]
         for r in records
     ]

@@ -10,8 +10,11 @@ The decision is printed and recorded in every build record.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +95,56 @@ def _probe_one(name: str, is_default: bool) -> RustToolchain | None:
     )
 
 
+def _rustup_home() -> Path:
+    return Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
+
+
+def _default_from_settings(home: Path) -> str:
+    """rustup's default toolchain as its settings file records it ("" when unknown)."""
+    if os.environ.get("RUSTUP_TOOLCHAIN"):
+        return os.environ["RUSTUP_TOOLCHAIN"]
+    try:
+        with (home / "settings.toml").open("rb") as f:
+            return str(tomllib.load(f).get("default_toolchain", ""))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+
+
+def toolchains_on_disk() -> tuple[RustToolchain, ...]:
+    """rustup's toolchains as its directory holds them, read without starting a process.
+
+    Used for `invoke --dry`, where nothing may run: the sysroots (and so prebuilt std and std
+    source) are read from disk; versions are not known without running rustc.
+    """
+    home = _rustup_home()
+    default = _default_from_settings(home)
+    found = []
+    entries = sorted((home / "toolchains").iterdir()) if (home / "toolchains").is_dir() else []
+    for entry in entries:
+        if not entry.is_dir():
+            continue
+        sysroot = entry.resolve()
+        found.append(
+            RustToolchain(
+                name=entry.name,
+                rustc_version="(not probed: dry run)",
+                rustc_verbose="",
+                cargo_version="",
+                sysroot=sysroot,
+                prebuilt_targets=_prebuilt(sysroot),
+                has_std_source=_has_source(sysroot),
+                is_default=bool(default) and entry.name.startswith(default),
+            )
+        )
+    found.sort(key=lambda t: not t.is_default)
+    return tuple(found)
+
+
 @functools.cache
 def rust_toolchains() -> tuple[RustToolchain, ...]:
     """Every Rust toolchain usable here, the default first."""
+    if runner.is_dry():
+        return toolchains_on_disk()
     if runner.which("rustup") is None:
         one = _probe_one("", True) if runner.which("rustc") else None
         return (one,) if one else ()
@@ -159,6 +209,11 @@ class Zig:
         return "mallocng"
 
 
+def zig_importable() -> bool:
+    """Whether zig can be found without running it (PATH, or the `ziglang` wheel)."""
+    return runner.which("zig") is not None or importlib.util.find_spec("ziglang") is not None
+
+
 @functools.cache
 def zig() -> Zig | None:
     """zig from PATH, else from the `ziglang` wheel (what cargo-zigbuild itself falls back to)."""
@@ -202,7 +257,3 @@ def cross_version() -> str | None:
 def glibc_version() -> str | None:
     v = tool_version(["getconf", "GNU_LIBC_VERSION"])
     return v.split()[-1] if v else None
-
-
-def qemu_for(target: Target) -> str | None:
-    return runner.which(target.qemu)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kit.core.errors import EngineUnavailableError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,7 @@ class EngineInfo:
     containerd_store: bool
 
 
-def client(timeout: int = 60):
+def client(timeout: int = 60) -> DockerClient:
     """A connected docker.DockerClient, or EngineUnavailableError with what to do."""
     import docker
     from docker.errors import DockerException

@@ -6,6 +6,7 @@ the final os.replace is atomic) and renamed over the target only when complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -70,3 +71,12 @@ def write_json(dest: Path, obj: Any) -> None:
 def copy_file(src: Path, dest: Path, *, mode: int = 0o644) -> None:
     with atomic_path(dest, mode=mode) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

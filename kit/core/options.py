@@ -84,7 +84,7 @@ class Options:
 _INTERNAL = {"sources", "root"}
 
 
-def _fields() -> dict[str, dataclasses.Field]:
+def _fields() -> dict[str, dataclasses.Field[Any]]:
     return {f.name: f for f in dataclasses.fields(Options) if f.name not in _INTERNAL}
 
 

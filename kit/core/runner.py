@@ -4,6 +4,20 @@ After cibuildwheel's util/cmd.py and pypa/build's _ctx.py: print the command fir
 (`+ cargo zigbuild ...`), fail early with an install hint when the program is missing, state
 which exit codes are acceptable, and on failure show the command and the tail of its output,
 then raise one typed error. Commands are argv lists, never shell strings.
+
+plumbum is the command layer: an `Invocation` becomes a plumbum command object
+(`local[prog][args].with_env(...).with_cwd(...)`), and its output is read line by line with
+plumbum's `iter_lines`, so a long build can be followed as it runs (`on_line`). Two things are
+done here rather than by plumbum, on purpose:
+- the child runs in its own session (process group), and a timeout, Ctrl-C or any error stops
+  the whole group (cargo -> rustc -> zig ...). plumbum's own timeout kills only the first
+  process and would leave its children running;
+- the environment passed to the child is built from `os.environ` at call time: plumbum's
+  `local.env` is a snapshot taken when plumbum was imported.
+
+Dry runs (`invoke --dry TASK`): `set_dry(True)` makes every `run` print its command, marked as
+not run, and return an empty result without starting anything. Probes that must not run then
+use what can be read without a process (see kit.build.toolchain).
 """
 
 from __future__ import annotations
@@ -13,13 +27,17 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from plumbum import local
-from plumbum.commands.processes import CommandNotFound
+from plumbum.commands.base import BaseCommand
+from plumbum.commands.processes import CommandNotFound, Mode, iter_lines
+from plumbum.machines.base import PopenWithAddons
 
 from kit.core import console
 from kit.core.errors import CommandFailedError, ToolMissingError
@@ -39,6 +57,17 @@ INSTALL_HINTS: dict[str, str] = {
     "docker-registry": "apt-get install docker-registry (or run `invoke setup` as root)",
 }
 
+_state = {"dry": False}
+
+
+def set_dry(dry: bool) -> None:
+    """Dry mode: print commands, start none (invoke's --dry)."""
+    _state["dry"] = dry
+
+
+def is_dry() -> bool:
+    return _state["dry"]
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -53,6 +82,15 @@ class Invocation:
         cmd = shlex.join(self.argv)
         return f"{env} {cmd}" if env else cmd
 
+    def command(self) -> BaseCommand:
+        """The plumbum command object for this invocation (program looked up on PATH)."""
+        cmd: BaseCommand = program(self.argv[0])[self.argv[1:]]
+        if self.env:
+            cmd = cmd.with_env(**self.env)
+        if self.cwd is not None:
+            cmd = cmd.with_cwd(str(self.cwd))
+        return cmd
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -61,29 +99,31 @@ class Completed:
     stdout: str
     stderr: str
     seconds: float
+    dry: bool = False
 
 
-def which(program: str) -> str | None:
-    """Full path of `program` on PATH, or None. Never raises."""
+def which(program_name: str) -> str | None:
+    """Full path of `program_name` on PATH, or None. Never raises, starts nothing."""
     try:
-        return str(local.which(program))
+        return str(local.which(program_name))
     except CommandNotFound:
         return None
+
+
+def program(name: str) -> BaseCommand:
+    """plumbum's command for `name`, or ToolMissingError with how to install it."""
+    try:
+        return local[name]
+    except CommandNotFound:
+        hint = INSTALL_HINTS.get(Path(name).name, f"install {name!r} and put it on PATH")
+        raise ToolMissingError(f"{name!r} was not found on PATH.", hint=hint) from None
 
 
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _command(argv: Sequence[str]):
-    try:
-        return local[argv[0]]
-    except CommandNotFound:
-        hint = INSTALL_HINTS.get(Path(argv[0]).name, f"install {argv[0]!r} and put it on PATH")
-        raise ToolMissingError(f"{argv[0]!r} was not found on PATH.", hint=hint) from None
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: Any) -> None:
     """Stop a child and everything it started (cargo -> rustc, zig ...): SIGINT, then SIGKILL."""
     for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
         if proc.poll() is not None:
@@ -94,8 +134,35 @@ def _stop_group(proc: subprocess.Popen) -> None:
             proc.wait(wait)
 
 
+def _invocation(
+    argv: Sequence[str | Path] | Invocation, env: Mapping[str, str] | None, cwd: Path | None
+) -> Invocation:
+    if isinstance(argv, Invocation):
+        return Invocation(argv.argv, {**argv.env, **(env or {})}, cwd or argv.cwd)
+    return Invocation(tuple(str(a) for a in argv), dict(env or {}), cwd)
+
+
+def _collect(
+    proc: PopenWithAddons[Any], on_line: Callable[[str, str], None] | None
+) -> tuple[str, str]:
+    """Read both streams line by line until the child exits (plumbum's iter_lines).
+
+    BY_TYPE yields (1 or 2, line); plumbum's type stubs have that overload's return type the
+    wrong way round, and do not admit retcode=None (no check: `run` judges the exit code)."""
+    out: list[str] = []
+    err: list[str] = []
+    read_lines: Callable[..., Iterable[tuple[int, str]]] = iter_lines
+    for fd, line in read_lines(proc, retcode=None, mode=Mode.BY_TYPE):
+        stream = "stdout" if fd == 1 else "stderr"
+        (out if fd == 1 else err).append(line)
+        if on_line is not None:
+            on_line(stream, line)
+    proc.wait()
+    return "\n".join(out), "\n".join(err)
+
+
 def run(
-    argv: Sequence[str] | Invocation,
+    argv: Sequence[str | Path] | Invocation,
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
@@ -104,89 +171,90 @@ def run(
     log_file: Path | None = None,
     echo: bool = True,
     what: str | None = None,
+    on_line: Callable[[str, str], None] | None = None,
 ) -> Completed:
     """Run a command to completion and return its output.
 
     `ok` lists the exit codes that count as success: callers must say what they accept. With
-    `log_file`, the full output is kept there for later inspection. The child runs in its own
-    process group, so a timeout or Ctrl-C stops it and everything it started, not just the
-    first process (plumbum's own run would leave cargo's rustc children running).
+    `log_file`, the full output is kept there. `on_line(stream, line)` sees every line as it
+    arrives ("stdout" or "stderr"). The child runs in its own process group, so a timeout or
+    Ctrl-C stops it and everything it started, not just the first process.
     """
-    if isinstance(argv, Invocation):
-        env = {**argv.env, **(env or {})}
-        cwd = cwd or argv.cwd
-        argv = argv.argv
-    argv = tuple(str(a) for a in argv)
-    inv = Invocation(argv, env or {}, cwd)
-    if echo:
-        console.command(inv.display())
-    cmd = _command(argv)
+    inv = _invocation(argv, env, cwd)
+    if echo or is_dry():
+        console.command(inv.display(), dry=is_dry())
+    if is_dry():
+        return Completed(inv.argv, 0, "", "", 0.0, dry=True)
+    cmd = inv.command()
     started = time.monotonic()
     proc = cmd.popen(
-        argv[1:],
-        cwd=str(cwd) if cwd else None,
-        env={**os.environ, **(env or {})},
+        env=dict(os.environ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        encoding="utf-8",
-        errors="replace",
     )
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stop_group(proc)
+
+    timer = threading.Timer(timeout, expire) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop_group(proc)
-        proc.communicate()
-        raise CommandFailedError(
-            f"{what or argv[0]} did not finish within {timeout:.0f}s.", argv=list(argv)
-        ) from None
+        out, err = _collect(proc, on_line)
     except BaseException:  # Ctrl-C and anything else: never leave the child running
-        _stop_group(proc)
+        stop_group(proc)
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():
+        raise CommandFailedError(
+            f"{what or inv.argv[0]} did not finish within {timeout:.0f}s.",
+            argv=list(inv.argv),
+            output=_tail(err or out),
+        )
     rc = proc.returncode
-    seconds = time.monotonic() - started
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log_file.write_text(f"$ {inv.display()}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n")
     if rc not in tuple(ok):
-        output = _tail(err or out)
         where = f" (full log: {log_file})" if log_file else ""
         raise CommandFailedError(
-            f"{what or argv[0]} failed with exit code {rc}{where}.",
-            argv=list(argv),
+            f"{what or inv.argv[0]} failed with exit code {rc}{where}.",
+            argv=list(inv.argv),
             returncode=rc,
-            output=output,
+            output=_tail(err or out),
         )
-    return Completed(argv, rc, out, err, seconds)
+    return Completed(inv.argv, rc, out, err, time.monotonic() - started)
 
 
-def capture(argv: Sequence[str], **kwargs) -> str:
+def capture(argv: Sequence[str | Path], **kwargs: Any) -> str:
     """Run quietly and return stripped stdout (for probes like `rustc --version`)."""
     kwargs.setdefault("echo", False)
     return run(argv, **kwargs).stdout.strip()
 
 
 def spawn(
-    argv: Sequence[str],
+    argv: Sequence[str | Path],
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-) -> subprocess.Popen:
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+) -> PopenWithAddons[Any]:
     """Start a long-running process (a server under test) and return its Popen handle.
 
-    The caller owns the process and must stop it (see kit.bench.run.Server); it is echoed like
-    any command.
+    The caller owns the process and must stop it (see kit.bench's server); it is echoed like
+    any command. Its streams are bytes: the caller reads them with its own deadlines.
     """
-    argv = tuple(str(a) for a in argv)
-    console.command(Invocation(argv, env or {}, cwd).display() + " &")
-    cmd = _command(argv)
-    return cmd.popen(
-        argv[1:],
-        cwd=str(cwd) if cwd else None,
-        env={**os.environ, **(env or {})},
-        stdout=stdout,
-        stderr=stderr,
+    inv = _invocation(argv, env, cwd)
+    console.command(inv.display() + " &")
+    proc: PopenWithAddons[Any] = inv.command().popen(
+        env=dict(os.environ), stdout=stdout, stderr=stderr
     )
+    return proc

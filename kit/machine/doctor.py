@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from kit.build import toolchain
 from kit.build.backends import all_backends, preference
-from kit.build.run import probe_host
+from kit.build.plan import probe_host
 from kit.core import engine, runner
 from kit.core.errors import KitError
 from kit.core.targets import ALL_TARGETS, host_arch
