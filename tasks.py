@@ -1,58 +1,55 @@
 """Invoke tasks: declarations and wiring only; every decision lives in kit/.
 
 invoke setup | doctor | config
-invoke build --target aarch64 --allocator mimalloc
-invoke bench [--quick]                  (or nox -s bench)
-invoke package [--allocator A] [--merge DIR,DIR]
+invoke build -t aarch64 -a mimalloc            (-t/--target, -a/--allocator, -v/--verbose)
+invoke --dry build -t all -a all               (print every command, run none)
+invoke bench [--quick]                         (or nox -s bench)
+invoke package [-a A] [--merge DIR,DIR]
 invoke smoke
-invoke release-check [--only GATE] [--skip GATE]
+invoke release-check [-o GATE] [--skip GATE]
 invoke ci-matrix
+
+Short flags mean the same in every task (kit/cli.py, SHORT_FLAGS).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from invoke import task
+from invoke.context import Context
 
+from kit.cli import exit_2_on_parse_errors, session, task
 from kit.core import console
-from kit.core.boundary import guard
-from kit.core.options import resolve_options
+from kit.core.options import Options, resolve_options
 
 # The project root is where this file is, whichever directory invoke was started from.
 ROOT = Path(__file__).resolve().parent
+VERBOSE = "stream the output of cargo and other long commands as it comes"
+
+exit_2_on_parse_errors()
 
 
-def _opts(**flags):
+def _opts(**flags: Any) -> Options:
     return resolve_options(ROOT, flags={k: v for k, v in flags.items() if v is not None})
 
 
 @task
-def setup(c):
+def setup(c: Context) -> None:
     """Install what is missing: pinned pip packages, Debian packages (as root), rustup link."""
     from kit.machine.setup import setup as run_setup
 
-    with guard():
+    with session(c):
         run_setup(ROOT)
 
 
 @task
-def doctor(c):
+def doctor(c: Context) -> None:
     """Probe toolchains, zig, cargo-zigbuild, cross, the Docker engine and qemu-user."""
-    from kit.machine.doctor import checks
+    from kit.machine.doctor import show
 
-    with guard():
-        found, rows = checks()
-        console.table(
-            "tools",
-            ["tool", "ok", "detail"],
-            [[ch.name, "yes" if ch.ok else "no", ch.detail] for ch in found],
-        )
-        console.table(
-            "how each target would be built here",
-            ["target", "toolchain", "std", "backend", "not chosen because"],
-            rows,
-        )
+    with session(c):
+        show()
 
 
 @task(
@@ -63,88 +60,74 @@ def doctor(c):
         "manifest-path": "Cargo.toml of the project to build (default: rust_sample)",
         "profile": "cargo profile (default: release)",
         "bin": "build only this binary (comma list)",
+        "verbose": VERBOSE,
     }
 )
-def build(c, target=None, allocator=None, backend=None, manifest_path=None, profile=None, bin=None):
+def build(
+    c: Context,
+    target: str | None = None,
+    allocator: str | None = None,
+    backend: str | None = None,
+    manifest_path: str | None = None,
+    profile: str | None = None,
+    bin: str | None = None,
+    verbose: bool = False,
+) -> None:
     """Build static binaries per target x allocator, gate them, run them, record them in dist/."""
-    from kit.build.plan import resolve_matrix
-    from kit.build.project import read_project
-    from kit.build.run import SUMMARY_COLUMNS, build_matrix, summary_rows
+    from kit.build.run import build_command
 
-    with guard():
+    with session(c, verbose=verbose):
         opts = _opts(backend=backend, manifest_path=manifest_path, profile=profile, bins=bin)
-        targets, allocs = resolve_matrix(opts, target, allocator)
-        records = build_matrix(opts, read_project(opts.manifest), targets, allocs)
-        console.table("builds", SUMMARY_COLUMNS, summary_rows(records))
-        console.success(f"{len(records)} binaries in {opts.path(opts.dist_dir)}")
+        build_command(opts, target, allocator)
 
 
 @task(help={"json": "print the resolved settings as JSON on stdout"})
-def config(c, json=False):
+def config(c: Context, json: bool = False) -> None:
     """Show the resolved settings and where each came from (default, file, env, flag)."""
-    import json as json_mod
+    from kit.core.options import show
 
-    from kit.core.options import describe
-
-    with guard():
-        rows = describe(_opts())
-        if json:
-            print(json_mod.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
-        else:
-            console.table("settings", ["key", "value", "source"], [list(r) for r in rows])
+    with session(c):
+        show(_opts(), as_json=json)
 
 
 @task(
     help={
         "target": "x86_64|amd64, aarch64|arm64, 'all' or a comma list (default: targets)",
-        "allocator": "allocator to ship (default: reports/bench/winner.json)",
-        "check-reproducible": "build the layout twice and compare every blob",
+        "allocator": "allocator to ship (default: the bench winner, see kit/bench/winner.py)",
+        "check-reproducible": "package a second time in a fresh process and compare every file",
         "size-budget-mb": "fail when a platform's compressed image is larger (MB)",
         "merge": "merge per-target OCI layouts (comma list or repeated) into one image",
         "bin": "the binary to package, when the project builds several",
+        "verbose": VERBOSE,
     },
     iterable=["merge"],
 )
 def package(
-    c,
-    target=None,
-    allocator=None,
-    check_reproducible=False,
-    size_budget_mb=None,
-    merge=None,
-    bin=None,
-):
+    c: Context,
+    target: str | None = None,
+    allocator: str | None = None,
+    check_reproducible: bool = False,
+    size_budget_mb: float | None = None,
+    merge: list[str] | None = None,
+    bin: str | None = None,
+    verbose: bool = False,
+) -> None:
     """Put the static binaries in a reproducible multi-arch scratch OCI image (dist/oci/)."""
+    from kit.image.command import package_command
 
-    from kit.image import package as pkg
-
-    with guard():
+    with session(c, verbose=verbose):
         opts = _opts(size_budget_mb=size_budget_mb, bins=bin)
         dirs = [Path(d) for m in merge or [] for d in m.split(",") if d]
-        if dirs:
-            report = pkg.merge(opts, dirs)
-        else:
-            report = pkg.package(
-                opts, targets=target, allocator=allocator, reproducible=check_reproducible
-            )
-        console.table("image", pkg.SUMMARY_COLUMNS, pkg.summary_rows(report))
-        console.success(
-            f"{report['image']}:{', '.join(report['tags']['tags'])} "
-            f"{report['index_digest']} in {report['timings_s']['package']:.2f}s"
-        )
+        package_command(opts, target, allocator, check_reproducible, dirs)
 
 
 @task(help={"health-timeout": "seconds to wait for the health endpoint (default 30)"})
-def smoke(c, health_timeout=30.0):
+def smoke(c: Context, health_timeout: float = 30.0) -> None:
     """Load the host-arch image into Docker, run it locked down, hit it, stop it."""
-    from kit.image.container import smoke as run_smoke
+    from kit.image.command import smoke_command
 
-    with guard():
-        report = run_smoke(_opts(), health_timeout=float(health_timeout))
-        console.success(
-            f"{report['image']}: healthy in {report['healthy_after_s']:.2f}s, "
-            f"stopped in {report['stop_s']:.2f}s, exit {report['exit_code']}"
-        )
+    with session(c):
+        smoke_command(_opts(), float(health_timeout))
 
 
 @task(
@@ -154,13 +137,20 @@ def smoke(c, health_timeout=30.0):
         "repetitions": "fresh-process repetitions per cell (default: bench-repetitions, or "
         "bench-quick-repetitions with --quick)",
         "seed": "seed for the run order and the bootstrap (default 0)",
+        "verbose": VERBOSE,
     }
 )
-def bench(c, quick=False, repetitions=None, seed=None):
+def bench(
+    c: Context,
+    quick: bool = False,
+    repetitions: int | None = None,
+    seed: int | None = None,
+    verbose: bool = False,
+) -> None:
     """Benchmark musl x system/jemalloc/mimalloc against static glibc and pick a winner."""
     from kit.bench.run import run_bench
 
-    with guard():
+    with session(c, verbose=verbose):
         run_bench(_opts(), quick=quick, repetitions=repetitions, seed=seed)
 
 
@@ -172,30 +162,38 @@ def bench(c, quick=False, repetitions=None, seed=None):
         "allocator": "allocators to build (default: [tool.kit] allocators)",
         "manifest-path": "Cargo.toml of the project to check (default: rust_sample)",
         "size-budget-mb": "fail the size-budget gate above this compressed size (MB)",
+        "verbose": VERBOSE,
     }
 )
 def release_check(
-    c, only=None, skip=None, target=None, allocator=None, manifest_path=None, size_budget_mb=None
-):
+    c: Context,
+    only: str | None = None,
+    skip: str | None = None,
+    target: str | None = None,
+    allocator: str | None = None,
+    manifest_path: str | None = None,
+    size_budget_mb: float | None = None,
+    verbose: bool = False,
+) -> None:
     """Run the pre-release checklist gate by gate; write reports/release/report.{md,json}."""
     from kit.release.checklist import check
 
-    with guard():
+    with session(c, verbose=verbose):
         opts = _opts(gates_skip=skip, manifest_path=manifest_path, size_budget_mb=size_budget_mb)
         check(opts, only=only, targets=target, allocators=allocator)
 
 
 @task(
     help={
-        "allocator": "allocator the workflow ships (default: bench winner, else the first "
-        "configured)",
+        "allocator": "allocator the workflow ships (default: the bench winner, see "
+        "kit/bench/winner.py)",
         "target": "targets, one runner each (default: [tool.kit] targets)",
     }
 )
-def ci_matrix(c, allocator=None, target=None):
+def ci_matrix(c: Context, allocator: str | None = None, target: str | None = None) -> None:
     """Write .github/workflows/release.yml and .github/matrix.json (one runner per target)."""
     from kit.release.workflow import generate
 
-    with guard():
+    with session(c):
         for path in generate(_opts(), targets=target, allocator=allocator):
             console.success(f"wrote {path}")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.stats import mannwhitneyu
 
 DEFAULT_RESAMPLES = 10_000
@@ -28,14 +29,8 @@ class Interval:
     low: float
     high: float
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
 
-    def as_dict(self) -> dict[str, float]:
-        return {"point": self.point, "low": self.low, "high": self.high}
-
-
-def _array(values: Sequence[float], what: str) -> np.ndarray:
+def _array(values: Sequence[float], what: str) -> NDArray[np.float64]:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{what} needs at least one sample, got {len(arr)}")
@@ -46,13 +41,16 @@ def median(values: Sequence[float]) -> float:
     return float(np.median(_array(values, "median")))
 
 
-def _bootstrap_medians(arr: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_medians(
+    arr: NDArray[np.float64], resamples: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     # Vectorised: one (resamples x n) index matrix, one median per row.
     idx = rng.integers(0, arr.size, size=(resamples, arr.size))
-    return np.median(arr[idx], axis=1)
+    medians: NDArray[np.float64] = np.median(arr[idx], axis=1)
+    return medians
 
 
-def _bounds(dist: np.ndarray, confidence: float) -> tuple[float, float]:
+def _bounds(dist: NDArray[np.float64], confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(dist, [tail, 100.0 - tail])
     return float(low), float(high)
@@ -135,16 +133,6 @@ def min_p_value(n_a: int, n_b: int) -> float:
     return min(1.0, 2.0 / comb(n_a + n_b, n_a))
 
 
-def pairwise(groups: Mapping[str, Sequence[float]]) -> dict[tuple[str, str], RankTest]:
-    """Mann-Whitney U for every unordered pair of named groups (keys in the given order)."""
-    names = list(groups)
-    return {
-        (a, b): mann_whitney(groups[a], groups[b])
-        for i, a in enumerate(names)
-        for b in names[i + 1 :]
-    }
-
-
 # --- the winner rule (issue 3, "Rigour") ------------------------------------------------------
 
 WINNER_RULE = (
@@ -224,6 +212,73 @@ def _mb(kb: float) -> str:
     return f"{kb / 1024:.1f} MiB"
 
 
+def _gaps(
+    leader: Candidate,
+    others: Sequence[Candidate],
+    med: Mapping[str, float],
+    noise_margin: float,
+    alpha: float,
+) -> list[Gap]:
+    gaps = []
+    for other in others:
+        lead = med[leader.name] / med[other.name] - 1 if med[other.name] else float("inf")
+        test = mann_whitney(leader.throughput, other.throughput)
+        # Where p < alpha is unreachable (quick runs), a failed test says nothing about the
+        # gap: counting it as a tie would let a variant several times slower win on RSS.
+        testable = min_p_value(len(leader.throughput), len(other.throughput)) < alpha
+        significant = test.significant(alpha) if testable else True
+        gaps.append(Gap(other.name, lead, test, significant and lead > noise_margin, testable))
+    return gaps
+
+
+def _caveat(n: int, noise_margin: float) -> str:
+    return (
+        f" Significance could not be tested (n = {n}: the smallest "
+        f"possible p is {min_p_value(n, n):.2g}); "
+        f"decided on the {noise_margin:.0%} noise margin alone, not outright."
+    )
+
+
+def _outright_reason(
+    leader: Candidate, gaps: Sequence[Gap], rps: float, noise_margin: float, alpha: float
+) -> str:
+    if not gaps:
+        return f"{leader.name} is the only musl variant measured."
+    closest = gaps[0]
+    return (
+        f"{leader.name} has the highest median throughput ({rps:,.0f} req/s), "
+        f"{closest.lead:.1%} ahead of the next best, {closest.other} "
+        + (
+            f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
+            if closest.testable
+            else f"(lead > {noise_margin:.0%} margin)."
+        )
+    )
+
+
+def _tie_reason(
+    tied: Sequence[Candidate],
+    winner: Candidate,
+    gaps: Sequence[Gap],
+    rss: Mapping[str, float],
+    noise_margin: float,
+    alpha: float,
+) -> str:
+    why_tied = "; ".join(
+        f"lead over {g.other} {g.lead:.1%} (p = {g.test.p_value:.3g}"
+        + (", not significant" if g.testable and not g.test.significant(alpha) else "")
+        + (f", inside the {noise_margin:.0%} margin" if g.lead <= noise_margin else "")
+        + ")"
+        for g in gaps
+        if not g.decisive
+    )
+    if all(rss[c.name] == rss[winner.name] for c in tied if c is not winner):
+        breaker = f"equal peak RSS, smaller binary ({winner.binary_size / 1e6:.2f} MB)"
+    else:
+        breaker = f"lowest median peak RSS ({_mb(rss[winner.name])})"
+    return f"{why_tied}. Tie broken by {breaker}: {winner.name}."
+
+
 def decide_winner(
     candidates: Sequence[Candidate],
     *,
@@ -238,23 +293,9 @@ def decide_winner(
     # Sort by throughput, name as a stable last resort so the result never depends on order.
     ranked = sorted(candidates, key=lambda c: (-med[c.name], c.name))
     leader = ranked[0]
-    gaps = []
-    for other in ranked[1:]:
-        lead = med[leader.name] / med[other.name] - 1 if med[other.name] else float("inf")
-        test = mann_whitney(leader.throughput, other.throughput)
-        # Where p < alpha is unreachable (quick runs), a failed test says nothing about the
-        # gap: counting it as a tie would let a variant several times slower win on RSS.
-        testable = min_p_value(len(leader.throughput), len(other.throughput)) < alpha
-        significant = test.significant(alpha) if testable else True
-        gaps.append(Gap(other.name, lead, test, significant and lead > noise_margin, testable))
-    untestable = [g for g in gaps if not g.testable]
-    caveat = (
-        f" Significance could not be tested (n = {len(leader.throughput)}: the smallest "
-        f"possible p is {min_p_value(len(leader.throughput), len(leader.throughput)):.2g}); "
-        f"decided on the {noise_margin:.0%} noise margin alone, not outright."
-        if untestable
-        else ""
-    )
+    gaps = _gaps(leader, ranked[1:], med, noise_margin, alpha)
+    untestable = any(not g.testable for g in gaps)
+    caveat = _caveat(len(leader.throughput), noise_margin) if untestable else ""
     tied = [leader] + [c for c, g in zip(ranked[1:], gaps, strict=True) if not g.decisive]
     medians = {
         c.name: {
@@ -266,41 +307,17 @@ def decide_winner(
     }
     rule = rule_text(noise_margin, alpha)
     if len(tied) == 1:
-        closest = gaps[0] if gaps else None
-        if closest is None:
-            reason = f"{leader.name} is the only musl variant measured."
-        else:
-            reason = (
-                f"{leader.name} has the highest median throughput ({med[leader.name]:,.0f} req/s), "
-                f"{closest.lead:.1%} ahead of the next best, {closest.other} "
-                + (
-                    f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
-                    if closest.testable
-                    else f"(lead > {noise_margin:.0%} margin)."
-                )
-                + caveat
-            )
+        reason = _outright_reason(leader, gaps, med[leader.name], noise_margin, alpha)
+        # The caveat follows a comparison only: a lone candidate was never tested.
+        reason += caveat if gaps else ""
         return Decision(
             leader, not untestable, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
         )
-
     winner = min(tied, key=lambda c: (rss[c.name], c.binary_size, c.name))
-    why_tied = "; ".join(
-        f"lead over {g.other} {g.lead:.1%} (p = {g.test.p_value:.3g}"
-        + (", not significant" if g.testable and not g.test.significant(alpha) else "")
-        + (f", inside the {noise_margin:.0%} margin" if g.lead <= noise_margin else "")
-        + ")"
-        for g in gaps
-        if not g.decisive
-    )
-    others_rss = [c for c in tied if c is not winner]
-    if all(rss[c.name] == rss[winner.name] for c in others_rss):
-        breaker = f"equal peak RSS, smaller binary ({winner.binary_size / 1e6:.2f} MB)"
-    else:
-        breaker = f"lowest median peak RSS ({_mb(rss[winner.name])})"
     reason = (
         f"Tie on throughput between {', '.join(c.name for c in tied)}: leader {leader.name} "
-        f"({med[leader.name]:,.0f} req/s), {why_tied}. Tie broken by {breaker}: {winner.name}."
+        f"({med[leader.name]:,.0f} req/s), "
+        + _tie_reason(tied, winner, gaps, rss, noise_margin, alpha)
         + caveat
     )
     return Decision(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from kit.build import toolchain
 from kit.build.elf import GateResult, allocator_gate, read_elf, require, static_gates
-from kit.build.plan import BuildPlan, check_project, plan_matrix
-from kit.build.project import Project
+from kit.build.plan import BuildPlan, check_project, plan_matrix, resolve_matrix
+from kit.build.project import Project, read_project
 from kit.build.record import (
     BuildRecord,
     GateCheck,
@@ -227,6 +227,10 @@ def build_matrix(
     check_project(project, allocs, opts.bins)
     plans = plan_matrix(opts, targets, allocs, backend=backend)
     announce(plans)
+    if runner.is_dry():
+        for p in plans:
+            runner.run(p.invocation)
+        return []
     records: list[BuildRecord] = []
     with console.steps("building", len(plans), unit="crates") as progress:
         for p in plans:
@@ -264,3 +268,14 @@ SUMMARY_COLUMNS = [
     "gates",
     "ran",
 ]
+
+
+def build_command(opts: Options, target: str | None, allocator: str | None) -> None:
+    """`invoke build`: the matrix, then a summary table (or, in a dry run, the plan only)."""
+    targets, allocs = resolve_matrix(opts, target, allocator)
+    records = build_matrix(opts, read_project(opts.manifest), targets, allocs)
+    if runner.is_dry():
+        console.success(f"dry run: {len(targets) * len(allocs)} build(s) planned, none started")
+        return
+    console.table("builds", SUMMARY_COLUMNS, summary_rows(records))
+    console.success(f"{len(records)} binaries in {Paths.of(opts).relative(Paths.of(opts).dist)}")

@@ -127,7 +127,7 @@ def toolchains_on_disk() -> tuple[RustToolchain, ...]:
         found.append(
             RustToolchain(
                 name=entry.name,
-                rustc_version="(not probed: dry run)",
+                rustc_version="version not probed in a dry run",
                 rustc_verbose="",
                 cargo_version="",
                 sysroot=sysroot,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import tomllib
 import types
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.core import console
 from kit.core.allocators import parse_allocator
 from kit.core.errors import ConfigError
 
@@ -265,3 +267,12 @@ def describe(opts: Options) -> list[tuple[str, str, str]]:
             shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
         rows.append((_key(name), shown, opts.sources.get(name, "default")))
     return rows
+
+
+def show(opts: Options, *, as_json: bool = False) -> None:
+    """`invoke config`: every resolved value and its source, as a table or JSON on stdout."""
+    rows = describe(opts)
+    if as_json:
+        print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
+    else:
+        console.table("settings", ["key", "value", "source"], [list(r) for r in rows])

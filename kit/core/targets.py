@@ -18,7 +18,6 @@ class Target:
     triple: str  # Rust: x86_64-unknown-linux-musl
     arch: str  # the kit's short name: x86_64 | aarch64
     libc: str  # musl | gnu
-    zig_target: str  # zig cc -target: x86_64-linux-musl
     oci_arch: str  # OCI/Go GOARCH: amd64 | arm64
     oci_variant: str | None  # arm64 -> v8 (OCI image spec, image-index platform.variant)
     elf_machine: str  # pyelftools e_machine: EM_X86_64 | EM_AARCH64
@@ -29,11 +28,6 @@ class Target:
     def oci_platform(self) -> str:
         base = f"linux/{self.oci_arch}"
         return f"{base}/{self.oci_variant}" if self.oci_variant else base
-
-    @property
-    def env_suffix(self) -> str:
-        """The triple as cargo spells it in environment variables (CARGO_TARGET_<X>_LINKER)."""
-        return self.triple.upper().replace("-", "_")
 
     def allocator_env(self, allocator: str) -> dict[str, str]:
         """Build environment an allocator needs on this target.
@@ -57,7 +51,6 @@ X86_64_MUSL = Target(
     triple="x86_64-unknown-linux-musl",
     arch="x86_64",
     libc="musl",
-    zig_target="x86_64-linux-musl",
     oci_arch="amd64",
     oci_variant=None,
     elf_machine="EM_X86_64",
@@ -68,7 +61,6 @@ AARCH64_MUSL = Target(
     triple="aarch64-unknown-linux-musl",
     arch="aarch64",
     libc="musl",
-    zig_target="aarch64-linux-musl",
     oci_arch="arm64",
     oci_variant="v8",
     elf_machine="EM_AARCH64",
@@ -80,7 +72,6 @@ X86_64_GNU = Target(
     triple="x86_64-unknown-linux-gnu",
     arch="x86_64",
     libc="gnu",
-    zig_target="x86_64-linux-gnu",
     oci_arch="amd64",
     oci_variant=None,
     elf_machine="EM_X86_64",
@@ -91,7 +82,6 @@ AARCH64_GNU = Target(
     triple="aarch64-unknown-linux-gnu",
     arch="aarch64",
     libc="gnu",
-    zig_target="aarch64-linux-gnu",
     oci_arch="arm64",
     oci_variant="v8",
     elf_machine="EM_AARCH64",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from kit.build import toolchain
 from kit.build.backends import all_backends, preference
 from kit.build.plan import probe_host
-from kit.core import engine, runner
+from kit.core import console, engine, runner
 from kit.core.errors import KitError
 from kit.core.targets import ALL_TARGETS, host_arch
 
@@ -105,3 +105,18 @@ def checks() -> tuple[list[Check], list[list[str]]]:
             ]
         )
     return found, rows
+
+
+def show() -> None:
+    """`invoke doctor`: the tool checks and how each target would be built, as two tables."""
+    found, rows = checks()
+    console.table(
+        "tools",
+        ["tool", "ok", "detail"],
+        [[ch.name, "yes" if ch.ok else "no", ch.detail] for ch in found],
+    )
+    console.table(
+        "how each target would be built here",
+        ["target", "toolchain", "std", "backend", "not chosen because"],
+        rows,
+    )

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from kit.build.backends import HostFacts, select_backend
-from kit.build.run import executables, plan_build
+from kit.build.plan import plan_build
+from kit.build.run import executables
 from kit.build.smoke import SmokeResult, check_report, parse_report
 from kit.build.toolchain import RustToolchain, choose_std
 from kit.core.allocators import JEMALLOC, MIMALLOC, SYSTEM
@@ -196,3 +197,35 @@ def test_version_report_is_checked_against_the_request():
 def test_a_binary_without_a_report_is_judged_by_the_elf_gates_only():
     smoke = SmokeResult(("bin", "--version"), None, "tool 1.2.3", {})
     assert check_report(smoke, X86_64_MUSL, "system") == []
+
+
+def test_a_library_crate_is_told_it_has_no_binary(tmp_path):
+    from kit.build.plan import check_project
+    from kit.build.project import Package, Project
+
+    lib = Package("just-a-lib", "1.0.0", tmp_path / "Cargo.toml", (), frozenset())
+    project = Project(tmp_path / "Cargo.toml", tmp_path, (lib,))
+    with pytest.raises(ConfigError) as e:
+        check_project(project, (JEMALLOC,), ())
+    assert "no binary to build" in e.value.message
+    assert "feature" not in e.value.message
+
+
+def test_the_project_is_read_from_cargo_toml_without_cargo_in_a_dry_run(tmp_path):
+    from kit.build.project import project_from_manifest
+
+    (tmp_path / "Cargo.toml").write_text(
+        '[workspace]\nmembers = ["crates/*"]\n[workspace.package]\nversion = "2.1.0"\n'
+    )
+    for name, body in (("cli", '[[bin]]\nname = "tool"\n'), ("srv", "")):
+        crate = tmp_path / "crates" / name
+        (crate / "src").mkdir(parents=True)
+        (crate / "src" / "main.rs").write_text("fn main() {}\n")
+        (crate / "Cargo.toml").write_text(
+            f'[package]\nname = "{name}"\nversion.workspace = true\n{body}'
+            "[features]\njemalloc = []\n"
+        )
+    project = project_from_manifest(tmp_path / "Cargo.toml")
+    assert project.bins == ("tool", "srv")
+    assert {p.version for p in project.packages} == {"2.1.0"}
+    assert all("jemalloc" in p.features for p in project.packages)

@@ -1,0 +1,92 @@
+"""Facts recorded with every benchmark run: the machine it ran on and the tools that built and
+loaded what it measured. A result without them cannot be compared with another."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kit.bench import load as loadgen
+from kit.bench.variants import Variant
+
+# What the build record's libc.malloc means, for the report (kit.build.toolchain.Zig.libc_malloc).
+MALLOC_NAMES = {
+    "mallocng": "musl's mallocng",
+    "zig": "zig's malloc (lib/c/malloc.zig, zig >= 0.16), NOT musl's mallocng",
+}
+
+
+def parse_cpu_model(cpuinfo: str) -> str | None:
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in {"model name", "Model", "cpu model"}:
+            return value.strip()
+    return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_facts() -> dict[str, Any]:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "cpu_model": parse_cpu_model(cpuinfo) or platform.processor() or "unknown",
+        "arch": platform.machine(),
+        "kernel": platform.release(),
+        "kernel_version": platform.version(),
+        "os": _os_release(),
+        "python": platform.python_version(),
+    }
+
+
+def _os_release() -> str | None:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return None
+
+
+def tool_facts(variants: Sequence[Variant], wrk_version: str, wrk_threads: int) -> dict[str, Any]:
+    """The load generator, each libc and each variant's toolchain, from the build records."""
+    musl = next((v.record.libc.model_dump() for v in variants if v.is_musl), None)
+    glibc = next((v.record.libc.model_dump() for v in variants if not v.is_musl), None)
+    if musl is not None:
+        kind = musl.get("malloc")
+        musl["malloc"] = MALLOC_NAMES.get(kind, kind or "unknown")
+    toolchains = {
+        v.key: {
+            "toolchain": v.record.toolchain.model_dump(),
+            "backend": v.record.backend,
+            "std": v.record.std,
+            "zig": v.record.zig,
+            "cargo_zigbuild": v.record.cargo_zigbuild,
+        }
+        for v in variants
+    }
+    return {
+        "load_generator": {
+            "name": loadgen.GENERATOR,
+            "version": wrk_version,
+            "threads": wrk_threads,
+            "closed_loop": True,
+        },
+        "musl": musl,
+        "glibc": glibc,
+        "toolchains": toolchains,
+    }

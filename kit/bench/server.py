@@ -1,0 +1,285 @@
+"""The server under test: `rust_sample serve`, started fresh for each HTTP run, loaded with wrk,
+stopped with SIGTERM and reaped for its own peak RSS and CPU time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kit.bench import load as loadgen
+from kit.bench.plan import BenchSettings, Scenario
+from kit.bench.variants import Variant
+from kit.core import runner
+from kit.core.errors import BenchError
+
+if TYPE_CHECKING:
+    from plumbum.machines.base import PopenWithAddons
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
+    # SO_REUSEADDR as Tokio sets it, so a TIME_WAIT leftover is not mistaken for a listener.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise BenchError(
+                f"Port {port} on {host} is already in use ({e.strerror}); the benchmark "
+                "server cannot listen there.",
+                hint="Stop whatever listens there (`ss -ltnp`) and run the benchmark again.",
+            ) from None
+
+
+@dataclass(frozen=True)
+class ServerUsage:
+    exit_code: int
+    peak_rss_kb: int  # ru_maxrss (KiB on Linux)
+    cpu_user_s: float
+    cpu_sys_s: float
+
+    @property
+    def cpu_s(self) -> float:
+        return self.cpu_user_s + self.cpu_sys_s
+
+
+def vm_hwm_kb(pid: int) -> int | None:
+    """A process's peak resident set so far (VmHWM of /proc/<pid>/status), in KiB.
+
+    Preferred to wait4's ru_maxrss: Linux carries the parent's RSS high-water mark across
+    fork+exec into the child's ru_maxrss, so a small server spawned by this Python process
+    (numpy, scipy, matplotlib loaded: ~120 MiB) reports Python's peak, not its own.
+    VmHWM belongs to the server's own address space, created at exec.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+class Server:
+    """`rust_sample serve` on a loopback port, as a context manager that never leaks it.
+
+    The server is the kit's direct child, so os.wait4 returns its own rusage: peak RSS
+    (ru_maxrss) and CPU time. Leaving the block kills and reaps it whatever happened.
+    """
+
+    def __init__(self, binary: Path, port: int, *, startup_timeout_s: float = 15.0) -> None:
+        self.binary = binary
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.proc: PopenWithAddons[Any] | None = None
+        self.usage: ServerUsage | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None and self.proc.pid is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Server:
+        ensure_port_free(self.port)
+        self.proc = runner.spawn(
+            [self.binary, "serve", "--bind", "127.0.0.1", "--port", str(self.port)]
+        )
+        try:
+            self._wait_listening()
+            self._wait_healthy()
+        except BaseException:
+            self._kill()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._kill()
+
+    def _stderr(self) -> str:
+        if self.proc is None or self.proc.stderr is None:
+            return ""
+        try:
+            return bytes(self.proc.stderr.read()).decode(errors="replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _wait_listening(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        buf = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"listening on" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(
+                        f"{self.binary.name} did not print `listening on` within "
+                        f"{self.startup_timeout_s:.0f}s."
+                    )
+                if not sel.select(timeout=min(left, 0.5)):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:  # EOF: the server exited before it was listening
+                    raise self._exited_early()
+                buf += chunk
+
+    def _exited_early(self) -> BenchError:
+        usage = self._reap(timeout=5)
+        err = self._stderr()
+        if usage is not None and usage.exit_code == 3:
+            return BenchError(
+                f"{self.binary.name} could not bind 127.0.0.1:{self.port} (exit 3): "
+                f"{err or 'port in use'}",
+                hint="Another process took the port; run the benchmark again.",
+            )
+        code = usage.exit_code if usage else "unknown"
+        return BenchError(
+            f"{self.binary.name} serve exited (code {code}) before listening: "
+            f"{err or 'no message'}"
+        )
+
+    def _wait_healthy(self) -> None:
+        url = f"{self.base_url}/healthz"
+        deadline = time.monotonic() + self.startup_timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+                    last = f"HTTP {resp.status}"
+            except (urllib.error.URLError, OSError) as e:
+                last = str(getattr(e, "reason", e))
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise BenchError(
+            f"{self.binary.name} did not answer {url} within "
+            f"{self.startup_timeout_s:.0f}s ({last})."
+        )
+
+    def _reap(self, timeout: float) -> ServerUsage | None:
+        """Wait up to `timeout` for the child to exit; its rusage, or None if still running."""
+        proc = self.proc
+        if proc is None or self.usage is not None:
+            return self.usage
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status, ru = os.wait4(self.pid, os.WNOHANG)
+            except ChildProcessError:  # already reaped elsewhere: no rusage to be had
+                self.usage = ServerUsage(proc.returncode or 0, 0, 0.0, 0.0)
+                return self.usage
+            if pid == self.pid:
+                code = os.waitstatus_to_exitcode(status)
+                proc.returncode = code  # Popen must not try to wait for it again
+                self.usage = ServerUsage(code, int(ru.ru_maxrss), ru.ru_utime, ru.ru_stime)
+                return self.usage
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def vm_hwm_kb(self) -> int | None:
+        """The server's peak resident set so far (see the module function)."""
+        return None if self.proc is None else vm_hwm_kb(self.pid)
+
+    def stop(self, timeout: float = 10.0) -> ServerUsage:
+        """SIGTERM, then wait for a clean exit; the server's peak RSS and CPU time."""
+        assert self.proc is not None
+        if self.usage is None:
+            self.proc.send_signal(signal.SIGTERM)
+        usage = self._reap(timeout)
+        if usage is None:
+            self._kill()
+            raise BenchError(f"{self.binary.name} did not exit within {timeout:.0f}s of SIGTERM.")
+        if usage.exit_code != 0:
+            raise BenchError(
+                f"{self.binary.name} exited with code {usage.exit_code} on SIGTERM: "
+                f"{self._stderr() or 'no message'}"
+            )
+        return usage
+
+    def _kill(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if self.usage is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            self._reap(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def run_http(variant: Variant, scenario: Scenario, settings: BenchSettings) -> dict[str, Any]:
+    """One fresh server: warm-up run (discarded), measured run, SIGTERM, rusage."""
+    with Server(variant.binary, free_port(), startup_timeout_s=settings.startup_timeout_s) as srv:
+        url = srv.base_url + scenario.path
+        warm_requests = 0
+        if settings.warmup_s > 0:
+            warm, _ = loadgen.run_wrk(
+                url,
+                connections=scenario.connections,
+                duration_s=settings.warmup_s,
+                threads=settings.wrk_threads,
+            )
+            warm_requests = warm.requests
+        result, _ = loadgen.run_wrk(
+            url,
+            connections=scenario.connections,
+            duration_s=settings.http_duration_s,
+            threads=settings.wrk_threads,
+        )
+        hwm = srv.vm_hwm_kb()  # before SIGTERM: shutdown allocates next to nothing
+        usage = srv.stop()
+    return http_sample(result, warm_requests, hwm, usage)
+
+
+def http_sample(
+    result: loadgen.WrkResult, warm_requests: int, hwm: int | None, usage: ServerUsage
+) -> dict[str, Any]:
+    """One HTTP run's sample as results.json keeps it."""
+    lat = result.latency_us
+    total = warm_requests + result.requests
+    return {
+        "throughput_rps": result.throughput,
+        "requests": result.requests,
+        "duration_s": result.duration_s,
+        "bytes": result.bytes,
+        "latency_p50_us": lat.get("p50"),
+        "latency_p90_us": lat.get("p90"),
+        "latency_p99_us": lat.get("p99"),
+        "latency_max_us": lat.get("max"),
+        "errors": result.errors,
+        "error_count": result.error_count,
+        "warmup_requests": warm_requests,
+        # Both cover the server's whole life: start, warm-up and the measured run.
+        "peak_rss_kb": hwm if hwm is not None else usage.peak_rss_kb,
+        "peak_rss_source": "VmHWM" if hwm is not None else "ru_maxrss",
+        "ru_maxrss_kb": usage.peak_rss_kb,
+        "cpu_s": usage.cpu_s,
+        "cpu_user_s": usage.cpu_user_s,
+        "cpu_sys_s": usage.cpu_sys_s,
+        "cpu_us_per_request": usage.cpu_s * 1e6 / total if total else None,
+        "wrk_source": result.source,
+    }
