@@ -1,5 +1,16 @@
 """`invoke bench` / `nox -s bench`: the allocator benchmark, from variants and scenarios to
 samples, statistics, the report, the charts and the winner record.
 
+- plan: settings, scenarios and the seeded, interleaved run order (pure)
+- variants: the binaries measured, built by kit.build and described by their BuildRecords
+- stress, server, load: one run each, the `stress` micro-benchmark, the HTTP server under
+  test and the wrk load generator
+- facts: the machine and tools recorded with every run
+- stats, analysis: medians, bootstrap intervals, rank tests, the winner rule (pure)
+- report, charts: report.md and the PNG charts
+- run: `run_bench` and `write_outputs`, the entry point and the files of a run
+- winner: the Winner record and the one policy for which allocator ships
+
 Importing this package is cheap: numpy, scipy and matplotlib (the `bench` extra) are imported
-only by the modules that compute or draw."""
+only by stats, analysis, report and charts, which run loads after the samples are in; run
+checks that the extra is installed before anything is built."""

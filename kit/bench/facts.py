@@ -11,6 +11,7 @@ from typing import Any
 
 from kit.bench import load as loadgen
 from kit.bench.variants import Variant
+from kit.build.record import LibcFacts
 
 # What the build record's libc.malloc means, for the report (kit.build.toolchain.Zig.libc_malloc).
 MALLOC_NAMES = {
@@ -64,11 +65,8 @@ def _os_release() -> str | None:
 
 def tool_facts(variants: Sequence[Variant], wrk_version: str, wrk_threads: int) -> dict[str, Any]:
     """The load generator, each libc and each variant's toolchain, from the build records."""
-    musl = next((v.record.libc.model_dump() for v in variants if v.is_musl), None)
-    glibc = next((v.record.libc.model_dump() for v in variants if not v.is_musl), None)
-    if musl is not None:
-        kind = musl.get("malloc")
-        musl["malloc"] = MALLOC_NAMES.get(kind, kind or "unknown")
+    musl = next((v.record.libc for v in variants if v.is_musl), None)
+    glibc = next((v.record.libc for v in variants if not v.is_musl), None)
     toolchains = {
         v.key: {
             "toolchain": v.record.toolchain.model_dump(),
@@ -86,7 +84,13 @@ def tool_facts(variants: Sequence[Variant], wrk_version: str, wrk_threads: int) 
             "threads": wrk_threads,
             "closed_loop": True,
         },
-        "musl": musl,
-        "glibc": glibc,
+        "musl": _musl_facts(musl) if musl else None,
+        "glibc": glibc.model_dump() if glibc else None,
         "toolchains": toolchains,
     }
+
+
+def _musl_facts(libc: LibcFacts) -> dict[str, Any]:
+    """musl's build facts, with its malloc spelled out: zig >= 0.16 replaces mallocng."""
+    kind = libc.malloc or ""
+    return {**libc.model_dump(), "malloc": MALLOC_NAMES.get(kind, kind or "unknown")}

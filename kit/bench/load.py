@@ -1,8 +1,8 @@
 """The HTTP load generator for `invoke bench`: wrk, run through the runner, output parsed here.
 
 wrk (Debian's 4.1.0) is a real, independent generator (issue 3 asks for one nobody here wrote).
-Its numbers come from a Lua `done()` hook (kit/data/wrk_report.lua) that prints wrk's own summary
-as one JSON line; wrk's `--latency` text is parsed as a fallback and for cross-checking.
+Its numbers come from a Lua `done()` hook (kit/bench/data/wrk_report.lua) that prints wrk's own
+summary as one JSON line; wrk's `--latency` text is parsed as a fallback and for cross-checking.
 
 wrk is closed-loop: each connection waits for its response before sending the next request, so
 a slow response delays the requests that would have been sent meanwhile and they are never
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from kit.core import runner
@@ -48,9 +48,6 @@ class WrkResult:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "throughput_rps": self.throughput, "error_count": self.error_count}
 
 
 def parse_report_line(stdout: str) -> WrkResult | None:

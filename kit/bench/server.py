@@ -153,8 +153,7 @@ class Server:
             )
         code = usage.exit_code if usage else "unknown"
         return BenchError(
-            f"{self.binary.name} serve exited (code {code}) before listening: "
-            f"{err or 'no message'}"
+            f"{self.binary.name} serve exited (code {code}) before listening: {err or 'no message'}"
         )
 
     def _wait_healthy(self) -> None:

@@ -307,9 +307,7 @@ def decide_winner(
     }
     rule = rule_text(noise_margin, alpha)
     if len(tied) == 1:
-        reason = _outright_reason(leader, gaps, med[leader.name], noise_margin, alpha)
-        # The caveat follows a comparison only: a lone candidate was never tested.
-        reason += caveat if gaps else ""
+        reason = _outright_reason(leader, gaps, med[leader.name], noise_margin, alpha) + caveat
         return Decision(
             leader, not untestable, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
         )

@@ -4,6 +4,10 @@ Through the Docker SDK, as locked down as a production run: read-only root files
 /tmp, every capability dropped, no-new-privileges, numeric user 65532, the port published on
 loopback only. The container is a context manager (after cibuildwheel's oci_container.py): it
 is removed in `finally`, whichever step fails.
+
+What it loads is what `invoke package` recorded: the package report (kit.image.report) is read
+through kit.core.records, and the tarball is verified against it before Docker sees it. The
+result is a SmokeReport record in reports/smoke.json.
 """
 
 from __future__ import annotations
@@ -17,14 +21,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from kit.core import console, engine, fs
+from kit.core import console, engine
 from kit.core.errors import PackageError, SmokeError
 from kit.core.options import Options
+from kit.core.paths import Paths
+from kit.core.records import read_record, write_record
 from kit.image import oci
-from kit.image.package import outputs
+from kit.image.layout import read_tarball
+from kit.image.report import PackageReport, SmokeReport
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 STOP_TIMEOUT_S = 10  # docker stop's grace period before SIGKILL
 STOP_WELL_INSIDE_S = 5.0  # a stop slower than this means SIGTERM was not handled promptly
@@ -48,15 +59,16 @@ class Hardening:
         }
 
 
-def _logs(container: Any) -> str:
+def _logs(container: Container) -> str:
     try:
-        return container.logs(stdout=True, stderr=True, tail=40).decode(errors="replace").strip()
+        data = container.logs(stdout=True, stderr=True, tail=40)
+        return data.decode(errors="replace").strip()
     except Exception:  # the container may already be gone; logs are a courtesy
         return ""
 
 
 @contextmanager
-def running(client: Any, image: str, *, port: int, name: str) -> Iterator[Any]:
+def running(client: DockerClient, image: str, *, port: int, name: str) -> Iterator[Container]:
     """A started container that is force-removed on the way out, even after a failure."""
     from docker.errors import APIError, NotFound
 
@@ -87,7 +99,7 @@ def running(client: Any, image: str, *, port: int, name: str) -> Iterator[Any]:
             console.warn(f"could not remove container {name}: {e.explanation or e}")
 
 
-def host_port(container: Any, port: int) -> int:
+def host_port(container: Container, port: int) -> int:
     container.reload()
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
     if not bindings:
@@ -100,10 +112,10 @@ def host_port(container: Any, port: int) -> int:
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read()
+        return int(r.status), bytes(r.read())
 
 
-def wait_healthy(container: Any, url: str, timeout: float) -> float:
+def wait_healthy(container: Container, url: str, timeout: float) -> float:
     """Seconds until `url` answered 200, or SmokeError (with the logs) after `timeout`."""
     started = time.monotonic()
     last = "no answer"
@@ -127,7 +139,7 @@ def wait_healthy(container: Any, url: str, timeout: float) -> float:
     )
 
 
-def check_hello(base: str) -> dict[str, Any]:
+def check_hello(base: str) -> dict[str, str]:
     url = f"{base}/api/hello?{urlencode(HELLO_QUERY)}"
     try:
         status, body = http_get(url)
@@ -140,10 +152,10 @@ def check_hello(base: str) -> dict[str, Any]:
         raise SmokeError(f"GET {url} answered {status} with non-JSON: {body[:200]!r}.") from None
     if status != 200 or got != want:
         raise SmokeError(f"GET {url} answered {status} {got!r}; expected 200 {want!r}.")
-    return got
+    return want
 
 
-def stop_and_time(container: Any) -> tuple[float, int]:
+def stop_and_time(container: Container) -> tuple[float, int | None]:
     """docker stop (SIGTERM, SIGKILL after 10 s): seconds taken and the exit code."""
     started = time.monotonic()
     container.stop(timeout=STOP_TIMEOUT_S)
@@ -152,7 +164,7 @@ def stop_and_time(container: Any) -> tuple[float, int]:
     return seconds, code
 
 
-def load(client: Any, tarball: Path) -> list[str]:
+def load(client: DockerClient, tarball: Path) -> list[str]:
     from docker.errors import APIError
 
     console.command(f"docker load -i {tarball}  (Docker SDK)")
@@ -164,53 +176,53 @@ def load(client: Any, tarball: Path) -> list[str]:
     return [t for img in images for t in img.tags]
 
 
-def smoke(opts: Options, *, health_timeout: float = 30.0) -> dict[str, Any]:
-    out = outputs(opts)
-    if not out.tarball.is_file() or not out.package_json.is_file():
+def packaged(opts: Options) -> tuple[PackageReport, str]:
+    """The package report and the reference to load, checked against the tarball's content."""
+    paths = Paths.of(opts)
+    tar, report_path = paths.tarball(opts.image_name), paths.package_report(opts.image_name)
+    if not tar.is_file() or not report_path.is_file():
         raise PackageError(
-            f"No packaged image at {out.tarball}.", hint="Run `invoke package` first."
+            f"No packaged image at {paths.relative(tar)}.", hint="Run `invoke package` first."
         )
-    package = json.loads(out.package_json.read_text())
-    layout, docker_manifest = oci.read_tarball(out.tarball)  # every blob checked before loading
-    if layout.digest != package["index_digest"]:
+    package = read_record(PackageReport, report_path)
+    layout, docker_manifest = read_tarball(tar)  # every blob checked before loading
+    if layout.digest != package.index_digest:
         raise PackageError(
-            f"{out.tarball} holds image {layout.digest}, but {out.package_json} describes "
-            f"{package['index_digest']}.",
+            f"{tar} holds image {layout.digest}, but {report_path} describes "
+            f"{package.index_digest}.",
             hint="Run `invoke package` again.",
         )
-    ref = docker_manifest[0]["RepoTags"][0]
-    client = engine.client()
-    report: dict[str, Any] = {
-        "image": ref,
-        "index_digest": layout.digest,
-        "platform": package["docker"]["platform"],
-    }
-    started = time.monotonic()
-    loaded = load(client, out.tarball)
-    report["load_s"] = round(time.monotonic() - started, 3)
+    tags = docker_manifest[0].repo_tags
+    if not tags:
+        raise PackageError(f"{tar}:manifest.json gives the image no tag to load it as.")
+    return package, tags[0]
+
+
+def load_checked(client: DockerClient, tarball: Path, ref: str, package: PackageReport) -> str:
+    """docker load, then the loaded image's ID, which must be the packaged image's."""
+    loaded = load(client, tarball)
     if ref not in loaded:
         raise SmokeError(
             f"docker load did not tag {ref} (it loaded {', '.join(loaded) or 'nothing'})."
         )
     image_id = client.images.get(ref).id
-    report["image_id"] = image_id
     # The classic store's image ID is the config digest, the containerd store's the index
     # digest: anything else is not the image that was packaged.
-    if image_id not in {package["docker"]["image_id"], layout.digest}:
-        raise SmokeError(
-            f"{ref} is {image_id} in Docker, expected {package['docker']['image_id']}."
-        )
+    if image_id not in {package.docker.image_id, package.index_digest}:
+        raise SmokeError(f"{ref} is {image_id} in Docker, expected {package.docker.image_id}.")
+    return image_id
 
+
+def serve_and_stop(
+    client: DockerClient, ref: str, opts: Options, health_timeout: float
+) -> tuple[float, dict[str, str], float, int | None]:
+    """Run the image locked down: seconds to healthy, /api/hello's answer, stop time, exit code."""
     name = f"kit-smoke-{opts.image_name}-{uuid.uuid4().hex[:8]}"
     with running(client, ref, port=opts.port, name=name) as container:
         base = f"http://127.0.0.1:{host_port(container, opts.port)}"
-        report["healthy_after_s"] = round(
-            wait_healthy(container, base + opts.health_path, health_timeout), 3
-        )
-        report["hello"] = check_hello(base)
+        healthy = wait_healthy(container, base + opts.health_path, health_timeout)
+        hello = check_hello(base)
         seconds, code = stop_and_time(container)
-        report["stop_s"] = round(seconds, 3)
-        report["exit_code"] = code
         logs = _logs(container)
     if seconds >= STOP_WELL_INSIDE_S:
         raise SmokeError(
@@ -222,5 +234,28 @@ def smoke(opts: Options, *, health_timeout: float = 30.0) -> dict[str, Any]:
         raise SmokeError(
             f"The container exited with code {code} after SIGTERM, expected 0.\n{logs}"
         )
-    fs.write_json(opts.path(opts.reports_dir) / "smoke.json", report)
+    return healthy, hello, seconds, code
+
+
+def smoke(opts: Options, *, health_timeout: float = 30.0) -> SmokeReport:
+    """`invoke smoke`: load the packaged image, run it, check it, stop it; reports/smoke.json."""
+    package, ref = packaged(opts)
+    paths = Paths.of(opts)
+    client = engine.client()
+    started = time.monotonic()
+    image_id = load_checked(client, paths.tarball(opts.image_name), ref, package)
+    load_s = time.monotonic() - started
+    healthy, hello, stop_s, code = serve_and_stop(client, ref, opts, health_timeout)
+    report = SmokeReport(
+        image=ref,
+        index_digest=package.index_digest,
+        platform=package.docker.platform,
+        load_s=round(load_s, 3),
+        image_id=image_id,
+        healthy_after_s=round(healthy, 3),
+        hello=hello,
+        stop_s=round(stop_s, 3),
+        exit_code=code,
+    )
+    write_record(paths.smoke_report, report)
     return report

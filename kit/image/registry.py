@@ -16,7 +16,6 @@ serves, and the pulled layout's digest all equal the local layout's index digest
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import socket
 import subprocess
@@ -30,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumbum.machines.base import PopenWithAddons
+
 from kit.core import console, runner
 from kit.core.errors import CommandFailedError, EngineUnavailableError, PackageError
+from kit.image.layout import index_tags
 
 REGISTRY_BIN = "docker-registry"
 HOST = "127.0.0.1"
@@ -66,7 +68,6 @@ health:
 class Registry:
     host: str
     port: int
-    storage: Path
 
     @property
     def address(self) -> str:
@@ -81,7 +82,7 @@ def free_port(host: str = HOST) -> int:
     """A port nothing listens on right now (the registry binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def render_config(storage: Path, port: int, host: str = HOST) -> str:
@@ -91,20 +92,45 @@ def render_config(storage: Path, port: int, host: str = HOST) -> str:
 def _answers(address: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as r:
-            return r.status == 200
+            return bool(r.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+def _stop(proc: PopenWithAddons[Any], grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
+    for signal_it in (proc.terminate, proc.kill):
+        if proc.poll() is not None:
+            return
+        signal_it()
+        deadline = time.monotonic() + grace_s
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _start(workdir: Path, port: int) -> tuple[PopenWithAddons[Any], Registry]:
+    """docker-registry serving a fresh storage directory under `workdir`, once it answers."""
+    storage = workdir / "storage"
+    storage.mkdir()
+    config = workdir / "config.yml"
+    config.write_text(render_config(storage, port))
+    log_path = workdir / "registry.log"
+    with log_path.open("wb") as log:
+        proc = runner.spawn(
+            [REGISTRY_BIN, "serve", str(config)], stdout=log.fileno(), stderr=subprocess.STDOUT
+        )
+    reg = Registry(HOST, port)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _answers(reg.address):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            tail = log_path.read_text(errors="replace")[-2000:]
+            how = "timed out" if proc.returncode is None else f"exited {proc.returncode}"
+            raise EngineUnavailableError(
+                f"The local registry did not start on {reg.address} ({how}):\n{tail}"
+            )
+        time.sleep(0.1)
+    return proc, reg
 
 
 @contextmanager
@@ -116,34 +142,16 @@ def local_registry(port: int = 0) -> Iterator[Registry]:
             f"{REGISTRY_BIN} is not installed, so no local registry can be started.",
             hint=runner.INSTALL_HINTS.get(REGISTRY_BIN),
         )
-    workdir = Path(tempfile.mkdtemp(prefix="kit-registry-"))
-    proc: subprocess.Popen | None = None
-    try:
-        port = port or free_port()
-        if _answers(f"{HOST}:{port}"):
-            raise EngineUnavailableError(
-                f"Port {port} on {HOST} is already serving something.",
-                hint="Set registry-port = 0 to pick a free port.",
-            )
-        storage = workdir / "storage"
-        storage.mkdir()
-        config = workdir / "config.yml"
-        config.write_text(render_config(storage, port))
-        log = (workdir / "registry.log").open("wb")
-        proc = runner.spawn(
-            [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+    port = port or free_port()
+    if _answers(f"{HOST}:{port}"):
+        raise EngineUnavailableError(
+            f"Port {port} on {HOST} is already serving something.",
+            hint="Set registry-port = 0 to pick a free port.",
         )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        reg = Registry(HOST, port, storage)
-        while not _answers(reg.address):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (workdir / "registry.log").read_text(errors="replace")[-2000:]
-                how = "timed out" if proc.poll() is None else f"exited {proc.returncode}"
-                raise EngineUnavailableError(
-                    f"The local registry did not start on {reg.address} ({how}):\n{tail}"
-                )
-            time.sleep(0.1)
+    workdir = Path(tempfile.mkdtemp(prefix="kit-registry-"))
+    proc: PopenWithAddons[Any] | None = None
+    try:
+        proc, reg = _start(workdir, port)
         console.info(f"local registry {REGISTRY_BIN} listening on {reg.address}")
         yield reg
     finally:
@@ -154,22 +162,17 @@ def local_registry(port: int = 0) -> Iterator[Registry]:
 
 def local_index_digest(layout: Path, tag: str) -> str:
     """The digest index.json gives for `tag` (its org.opencontainers.image.ref.name)."""
-    try:
-        index = json.loads((layout / "index.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PackageError(f"{layout} is not a readable OCI layout ({e}).") from None
-    for m in index.get("manifests", []):
-        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
-            return m["digest"]
-    tags = [
-        m.get("annotations", {}).get("org.opencontainers.image.ref.name")
-        for m in index.get("manifests", [])
-    ]
-    raise PackageError(f"{layout} has no image tagged {tag!r} (tags: {', '.join(map(str, tags))}).")
+    tags = index_tags(layout)
+    if tag not in tags:
+        raise PackageError(
+            f"{layout} has no image tagged {tag!r} (tags: {', '.join(tags) or 'none'})."
+        )
+    return tags[tag]
 
 
 def _skopeo(*args: str, what: str) -> str:
-    return runner.run(["skopeo", *args], what=what, timeout=300).stdout
+    out: str = runner.run(["skopeo", *args], what=what, timeout=300).stdout
+    return out
 
 
 @dataclass(frozen=True)

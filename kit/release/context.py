@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar, cast
 
 from kit.bench.winner import ShippingChoice, shipping_allocator
 from kit.build.project import Project, read_project
@@ -20,10 +20,8 @@ from kit.core.errors import KitError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.targets import Target
+from kit.image.report import PackageReport
 from kit.release.model import NotRun, Settings
-
-if TYPE_CHECKING:
-    from kit.image.package import PackageReport
 
 T = TypeVar("T")
 
@@ -109,13 +107,16 @@ class Context:
         from kit.image import package as pkg
 
         unbounded = dataclasses.replace(self.opts, size_budget_mb=float("inf"))
-        return pkg.package(
+        report = pkg.package(
             unbounded,
             self.project,
             targets=",".join(t.triple for t in self.targets),
             allocator=self.shipping.allocator.name,
             reproducible=reproducible,
         )
+        if report is None:
+            raise NotRun("a dry run packages nothing")
+        return report
 
     # --- for the report ---------------------------------------------------------------------
 

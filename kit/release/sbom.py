@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import tomllib
 import uuid
 from collections.abc import Iterable
@@ -32,27 +31,38 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
+from kit.build.record import BuildRecord
 from kit.core import fs, runner
 from kit.core.allocators import parse_allocator
 from kit.core.errors import CommandFailedError, ConfigError, GateError
 from kit.core.options import Options
+from kit.core.paths import Paths
 
 SPEC = SchemaVersion.V1_6
+# the -sys crate that compiles each allocator's C code (it carries the C library's version)
+SYS_CRATES = {"jemalloc": "tikv-jemalloc-sys", "mimalloc": "libmimalloc-sys"}
+
+Meta = dict[str, Any]  # cargo metadata's JSON document, as cargo prints it
 
 
 @dataclass(frozen=True)
 class SbomResult:
     path: Path
+    shown: str  # the path relative to the project root, for the report
     components: int
     crates: int
     dependencies: int
 
     def figures(self) -> dict[str, Any]:
-        return {"path": str(self.path), "components": self.components, "crates": self.crates}
+        return {"path": self.shown, "components": self.components, "crates": self.crates}
 
 
-def cargo_metadata(manifest: Path, triple: str, features: Iterable[str] = ()) -> dict:
-    """The resolved graph for one target and feature set (`--locked`: the lock file, as built)."""
+def cargo_metadata(manifest: Path, triple: str, features: Iterable[str] = ()) -> Meta | None:
+    """The resolved graph for one target and feature set (`--locked`: the lock file, as built).
+
+    A different query from the project read (kit.build.project): that one is `--no-deps`, this
+    one needs the whole dependency graph for one platform and feature set. None in a dry run.
+    """
     argv = [
         "cargo",
         "metadata",
@@ -68,9 +78,13 @@ def cargo_metadata(manifest: Path, triple: str, features: Iterable[str] = ()) ->
     if feats:
         argv += ["--features", ",".join(feats)]
     try:
-        return json.loads(runner.capture(argv))
+        done = runner.run(argv, echo=False, what="cargo metadata")
     except CommandFailedError as e:
         raise ConfigError(f"cargo metadata failed for {manifest}:\n{e.output}") from None
+    if done.dry:
+        return None
+    meta: Meta = json.loads(done.stdout)
+    return meta
 
 
 def lock_checksums(workspace_root: Path) -> dict[tuple[str, str], str]:
@@ -84,17 +98,18 @@ def lock_checksums(workspace_root: Path) -> dict[tuple[str, str], str]:
     }
 
 
-def _root_package(meta: dict, bin_name: str) -> dict:
+def _root_package(meta: Meta, bin_name: str) -> Meta:
     members = set(meta.get("workspace_members", []))
     for p in meta["packages"]:
         if p["id"] in members and any(
             t["name"] == bin_name and "bin" in t["kind"] for t in p["targets"]
         ):
-            return p
+            found: Meta = p
+            return found
     raise ConfigError(f"No workspace member builds a binary named {bin_name!r}.")
 
 
-def runtime_closure(meta: dict, root_id: str) -> dict[str, list[str]]:
+def runtime_closure(meta: Meta, root_id: str) -> dict[str, list[str]]:
     """package id -> ids of its normal dependencies, for everything reachable from root_id."""
     nodes = {n["id"]: n for n in (meta.get("resolve") or {}).get("nodes", [])}
     if root_id not in nodes:
@@ -119,35 +134,30 @@ def _purl(name: str, version: str, pkg_type: str = "cargo") -> PackageURL:
     return PackageURL(type=pkg_type, name=name, version=version)
 
 
-def _allocator_component(record: dict, crate_versions: dict[str, str]) -> Component:
+def _allocator_component(record: BuildRecord, crate_versions: dict[str, str]) -> Component:
     """The allocator actually linked. Its version: the binary's own report when it gives one,
     else the -sys crate that vendors the C library (jemalloc puts its version in build metadata).
     """
-    name = record.get("allocator_linked") or record["allocator"]
-    libc = record.get("libc") or {}
-    reported = ((record.get("smoke") or {}).get("report") or {}).get("allocator_version")
+    name = record.allocator_linked
     props = [Property(name="kit:allocator", value=name)]
     if name == "system":
-        libc_name = libc.get("name") or "libc"
         return Component(
-            name=f"{libc_name}-malloc",
-            version=libc.get("version") or None,
+            name=f"{record.libc.name}-malloc",
+            version=record.libc.version or None,
             type=ComponentType.LIBRARY,
             bom_ref="kit:allocator",
-            description=f"the allocator built into {libc_name} (no allocator crate)",
+            description=f"the allocator built into {record.libc.name} (no allocator crate)",
             scope=ComponentScope.REQUIRED,
             properties=props,
         )
     alloc = parse_allocator(name)
-    sys_crate = {"jemalloc": "tikv-jemalloc-sys", "mimalloc": "libmimalloc-sys"}.get(name)
-    version = reported
-    if not version and sys_crate in crate_versions:
-        crate_v = crate_versions[sys_crate]
-        version = crate_v.split("+", 1)[1].split("-", 1)[0] if "+" in crate_v else crate_v
+    sys_crate = SYS_CRATES.get(name)
+    version = record.smoke.report.get("allocator_version")
     if sys_crate in crate_versions:
-        props.append(
-            Property(name="kit:allocator:crate", value=f"{sys_crate}@{crate_versions[sys_crate]}")
-        )
+        crate_v = crate_versions[sys_crate]
+        if not version:
+            version = crate_v.split("+", 1)[1].split("-", 1)[0] if "+" in crate_v else crate_v
+        props.append(Property(name="kit:allocator:crate", value=f"{sys_crate}@{crate_v}"))
     if alloc.crate:
         props.append(Property(name="kit:allocator:rust-crate", value=alloc.crate))
     return Component(
@@ -162,23 +172,20 @@ def _allocator_component(record: dict, crate_versions: dict[str, str]) -> Compon
     )
 
 
-def _toolchain_components(record: dict) -> list[Component]:
-    libc = record.get("libc") or {}
-    tc = record.get("toolchain") or {}
-    rustc_line = tc.get("rustc") or ""
-    rustc_version = rustc_line.split()[1] if len(rustc_line.split()) > 1 else None
-    out = [
+def _toolchain_components(record: BuildRecord) -> list[Component]:
+    libc, tc = record.libc, record.toolchain
+    words = tc.rustc.split()
+    rustc_version = words[1] if len(words) > 1 else None
+    return [
         Component(
-            name=libc.get("name") or "libc",
-            version=libc.get("version") or None,
+            name=libc.name,
+            version=libc.version or None,
             type=ComponentType.LIBRARY,
             bom_ref="kit:libc",
             scope=ComponentScope.REQUIRED,
-            purl=_purl(libc["name"], libc["version"], "generic")
-            if libc.get("name") and libc.get("version")
-            else None,
+            purl=_purl(libc.name, libc.version, "generic") if libc.version else None,
             description="C library, statically linked",
-            properties=[Property(name="kit:libc:from", value=str(libc.get("from")))],
+            properties=[Property(name="kit:libc:from", value=libc.origin)],
         ),
         Component(
             name="rust-std",
@@ -187,7 +194,7 @@ def _toolchain_components(record: dict) -> list[Component]:
             bom_ref="kit:rust-std",
             scope=ComponentScope.REQUIRED,
             description="Rust's standard library, compiled into the binary",
-            properties=[Property(name="kit:std", value=str(record.get("std")))],
+            properties=[Property(name="kit:std", value=record.std)],
         ),
         Component(
             name="rustc",
@@ -195,28 +202,59 @@ def _toolchain_components(record: dict) -> list[Component]:
             type=ComponentType.APPLICATION,
             bom_ref="kit:rustc",
             scope=ComponentScope.EXCLUDED,
-            description=rustc_line or "the Rust compiler",
+            description=tc.rustc or "the Rust compiler",
             properties=[
-                Property(name="kit:toolchain", value=tc.get("name") or "PATH"),
-                Property(name="kit:cargo", value=str(tc.get("cargo"))),
-                Property(name="kit:backend", value=str(record.get("backend"))),
+                Property(name="kit:toolchain", value=tc.name or "PATH"),
+                Property(name="kit:cargo", value=tc.cargo),
+                Property(name="kit:backend", value=record.backend),
             ],
         ),
     ]
-    return out
 
 
-def _timestamp() -> dt.datetime:
-    # SOURCE_DATE_EPOCH keeps the document reproducible, as the image is (issue 4).
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+def _app_component(record: BuildRecord, root: Meta, bom_ref: str) -> Component:
+    """The binary itself: the SBOM's subject."""
+    return Component(
+        name=record.name,
+        version=root["version"],
+        type=ComponentType.APPLICATION,
+        bom_ref=bom_ref,
+        purl=_purl(root["name"], root["version"]),
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=record.sha256)],
+        licenses=[LicenseExpression(root["license"])] if root.get("license") else None,
+        properties=[
+            Property(name="kit:triple", value=record.triple),
+            Property(name="kit:allocator", value=record.allocator_linked),
+            Property(name="kit:profile", value=record.profile),
+            Property(name="kit:oci-platform", value=record.oci_platform),
+        ],
+    )
 
 
-def build_bom(meta: dict, record: dict, checksums: dict[tuple[str, str], str]) -> Bom:
-    """A Bom for the binary `record` describes, from cargo's resolved graph (pure)."""
-    root = _root_package(meta, record["name"])
+def _crate_component(p: Meta, bom_ref: str, checksums: dict[tuple[str, str], str]) -> Component:
+    sha = checksums.get((p["name"], p["version"]))
+    return Component(
+        name=p["name"],
+        version=p["version"],
+        type=ComponentType.LIBRARY,
+        bom_ref=bom_ref,
+        purl=_purl(p["name"], p["version"]),
+        scope=ComponentScope.REQUIRED,
+        licenses=[LicenseExpression(p["license"])] if p.get("license") else None,
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha)] if sha else None,
+    )
+
+
+def build_bom(
+    meta: Meta, record: BuildRecord, checksums: dict[tuple[str, str], str], epoch: int
+) -> Bom:
+    """A Bom for the binary `record` describes, from cargo's resolved graph (pure).
+
+    Nothing in it depends on when or where it is made: the timestamp is `epoch` (the
+    SOURCE_DATE_EPOCH policy of the image, kit.image.epoch) and the serial number is derived
+    from the binary's content, so the same build gives the same bytes.
+    """
+    root = _root_package(meta, record.name)
     graph = runtime_closure(meta, root["id"])
     packages = {p["id"]: p for p in meta["packages"]}
     crate_versions = {packages[i]["name"]: packages[i]["version"] for i in graph}
@@ -225,48 +263,21 @@ def build_bom(meta: dict, record: dict, checksums: dict[tuple[str, str], str]) -
         p = packages[pid]
         return f"{p['name']}@{p['version']}" + ("" if p.get("source") else " (local)")
 
-    app = Component(
-        name=record["name"],
-        version=root["version"],
-        type=ComponentType.APPLICATION,
-        bom_ref=ref(root["id"]),
-        purl=_purl(root["name"], root["version"]),
-        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=record["sha256"])],
-        licenses=[LicenseExpression(root["license"])] if root.get("license") else None,
-        properties=[
-            Property(name="kit:triple", value=record["triple"]),
-            Property(
-                name="kit:allocator", value=record.get("allocator_linked") or record["allocator"]
-            ),
-            Property(name="kit:profile", value=str(record.get("profile"))),
-            Property(name="kit:oci-platform", value=str(record.get("oci_platform"))),
-        ],
-    )
-    components: dict[str, Component] = {}
-    for pid in graph:
-        if pid == root["id"]:
-            continue
-        p = packages[pid]
-        sha = checksums.get((p["name"], p["version"]))
-        components[pid] = Component(
-            name=p["name"],
-            version=p["version"],
-            type=ComponentType.LIBRARY,
-            bom_ref=ref(pid),
-            purl=_purl(p["name"], p["version"]),
-            scope=ComponentScope.REQUIRED,
-            licenses=[LicenseExpression(p["license"])] if p.get("license") else None,
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha)] if sha else None,
-        )
+    app = _app_component(record, root, ref(root["id"]))
+    components = {
+        pid: _crate_component(packages[pid], ref(pid), checksums)
+        for pid in graph
+        if pid != root["id"]
+    }
     allocator = _allocator_component(record, crate_versions)
     libc, std, rustc = _toolchain_components(record)
     serial = uuid.uuid5(
         uuid.NAMESPACE_URL,
-        f"kit-sbom:{record['name']}@{root['version']}/{record['triple']}/{record['sha256']}",
+        f"kit-sbom:{record.name}@{root['version']}/{record.triple}/{record.sha256}",
     )
     bom = Bom(
         serial_number=serial,
-        metadata=BomMetaData(component=app, timestamp=_timestamp()),
+        metadata=BomMetaData(component=app, timestamp=dt.datetime.fromtimestamp(epoch, dt.UTC)),
         components=[*components.values(), allocator, libc, std, rustc],
     )
     for pid, deps in graph.items():
@@ -275,14 +286,14 @@ def build_bom(meta: dict, record: dict, checksums: dict[tuple[str, str], str]) -
     bom.register_dependency(app, [allocator, libc, std])
     for pid, p in packages.items():
         # the -sys crate that compiles the allocator's C code provides the allocator component
-        if pid in components and p["name"] in {"tikv-jemalloc-sys", "libmimalloc-sys"}:
+        if pid in components and p["name"] in SYS_CRATES.values():
             bom.register_dependency(components[pid], [allocator])
     return bom
 
 
 def render(bom: Bom) -> str:
     """Serialise, then validate against the CycloneDX 1.6 JSON schema (strict)."""
-    text = JsonV1Dot6(bom).output_as_string(indent=2)
+    text: str = JsonV1Dot6(bom).output_as_string(indent=2)
     error = JsonStrictValidator(SPEC).validate_str(text)
     if error is not None:
         raise GateError(
@@ -291,22 +302,24 @@ def render(bom: Bom) -> str:
     return text + "\n"
 
 
-def sbom_path(opts: Options, record: dict) -> Path:
-    name = f"{record['name']}-{record['triple']}-{record['allocator']}.cdx.json"
-    return opts.path(opts.reports_dir) / "release" / "sbom" / name
+def write_sbom(opts: Options, record: BuildRecord, dest: Path | None = None) -> SbomResult | None:
+    """Resolve, build, validate and atomically write the SBOM for one build record.
 
+    None in a dry run (cargo metadata was shown, not run)."""
+    from kit.image.epoch import source_date_epoch
 
-def write_sbom(opts: Options, record: dict, dest: Path | None = None) -> SbomResult:
-    """Resolve, build, validate and atomically write the SBOM for one build record."""
-    alloc = parse_allocator(record["allocator"])
-    features = [alloc.feature] if alloc.feature else []
-    meta = cargo_metadata(opts.manifest, record["triple"], features)
-    bom = build_bom(meta, record, lock_checksums(Path(meta["workspace_root"])))
-    text = render(bom)
-    dest = dest or sbom_path(opts, record)
+    alloc = parse_allocator(record.allocator)
+    meta = cargo_metadata(opts.manifest, record.triple, [alloc.feature] if alloc.feature else [])
+    if meta is None:
+        return None
+    epoch, _ = source_date_epoch(opts.root)
+    text = render(build_bom(meta, record, lock_checksums(Path(meta["workspace_root"])), epoch))
+    paths = Paths.of(opts)
+    dest = dest or paths.sbom(record.name, record.triple, record.allocator)
     fs.write_text(dest, text)
     doc = json.loads(text)
-    crates = sum(1 for c in doc.get("components", []) if c.get("purl", "").startswith("pkg:cargo/"))
+    components = doc.get("components", [])
+    crates = sum(1 for c in components if c.get("purl", "").startswith("pkg:cargo/"))
     return SbomResult(
-        dest, len(doc.get("components", [])), crates, len(doc.get("dependencies", []))
+        dest, paths.relative(dest), len(components), crates, len(doc.get("dependencies", []))
     )

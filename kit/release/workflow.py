@@ -9,22 +9,26 @@ exactly the digest that packaging every target on one machine gives.
 
 Generation is pure and deterministic: the same settings give the same bytes (no timestamps,
 fixed key order), so the file can be committed and regenerated in review. The YAML is written
-by a small emitter below rather than a YAML library: it only has to print dicts, lists and
-strings, and doing it here keeps block scalars readable and the output byte-stable.
+by PyYAML's safe dumper, not by hand: quoting is where a home-made emitter goes wrong (`on`,
+`no`, `0x1F`, `- x` and `#c` all mean something else unquoted), and the library knows every
+such case. Multi-line strings are written as literal blocks so `run:` scripts stay readable.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.core import fs
+import yaml
+
+from kit.bench.winner import shipping_allocator
+from kit.core import console, fs
 from kit.core.allocators import Allocator
 from kit.core.options import Options
-from kit.core.targets import Target
+from kit.core.paths import Paths
+from kit.core.targets import Target, parse_targets
 
 WORKFLOW_PATH = Path(".github/workflows/release.yml")
 MATRIX_PATH = Path(".github/matrix.json")
@@ -78,134 +82,123 @@ def _setup_steps() -> list[dict[str, Any]]:
     ]
 
 
+def _package_job(entries: list[MatrixEntry], layout_dir: str) -> dict[str, Any]:
+    """One runner per target: build, package, upload that target's OCI layout."""
+    return {
+        "name": "package ${{ matrix.target }}",
+        "runs-on": "${{ matrix.runner }}",
+        "strategy": {
+            "fail-fast": False,
+            "matrix": {"include": [e.as_dict() for e in entries]},
+        },
+        "steps": [
+            *_setup_steps(),
+            {"name": "Rust target", "run": "rustup target add ${{ matrix.triple }}"},
+            {"name": "Set up the toolchain", "run": "invoke setup"},
+            {
+                "name": "Build",
+                "run": "invoke build --target ${{ matrix.target }} "
+                "--allocator ${{ env.ALLOCATOR }}",
+            },
+            {
+                "name": "Package this target",
+                "run": "invoke package --target "
+                "${{ matrix.target }} --allocator ${{ env.ALLOCATOR }}",
+            },
+            {
+                "name": "Upload the OCI layout",
+                "uses": UPLOAD,
+                "with": {
+                    "name": "${{ matrix.artifact }}",
+                    "path": f"{layout_dir}/",
+                    "if-no-files-found": "error",
+                },
+            },
+        ],
+    }
+
+
+def _merge_job(entries: list[MatrixEntry], oci_dir: str, image: str) -> dict[str, Any]:
+    """Download every target's layout and merge them into one multi-arch index."""
+    merge_args = " ".join(f"--merge layouts/{e.artifact}" for e in entries)
+    return {
+        "name": "merge into one multi-arch index",
+        "needs": ["package"],
+        "runs-on": RUNNERS["x86_64"],
+        "steps": [
+            *_setup_steps(),
+            {
+                "name": "Download the per-target layouts",
+                "uses": DOWNLOAD,
+                "with": {"pattern": f"{ARTIFACT_PREFIX}*", "path": "layouts"},
+            },
+            {"name": "Merge", "run": f"invoke package {merge_args}"},
+            {
+                "name": "Upload the multi-arch image",
+                "uses": UPLOAD,
+                "with": {
+                    "name": f"{image}-multiarch",
+                    "path": f"{oci_dir}/",
+                    "if-no-files-found": "error",
+                },
+            },
+        ],
+    }
+
+
 def workflow(opts: Options, targets: tuple[Target, ...], allocator: Allocator) -> dict[str, Any]:
     """The workflow as data (pure)."""
     entries = matrix(targets)
-    layout_dir = f"{opts.dist_dir.as_posix()}/oci/{opts.image_name}"
-    merge_args = " ".join(f"--merge layouts/{e.artifact}" for e in entries)
+    paths = Paths.of(opts)
     return {
         "name": "release",
         "on": {"push": {"tags": ["v*"]}, "workflow_dispatch": {}},
         "permissions": {"contents": "read"},
         "env": {"ALLOCATOR": allocator.name, "FORCE_COLOR": "1"},
         "jobs": {
-            "package": {
-                "name": "package ${{ matrix.target }}",
-                "runs-on": "${{ matrix.runner }}",
-                "strategy": {
-                    "fail-fast": False,
-                    "matrix": {"include": [e.as_dict() for e in entries]},
-                },
-                "steps": [
-                    *_setup_steps(),
-                    {"name": "Rust target", "run": "rustup target add ${{ matrix.triple }}"},
-                    {"name": "Set up the toolchain", "run": "invoke setup"},
-                    {
-                        "name": "Build",
-                        "run": "invoke build --target ${{ matrix.target }} "
-                        "--allocator ${{ env.ALLOCATOR }}",
-                    },
-                    {
-                        "name": "Package this target",
-                        "run": "invoke package --target "
-                        "${{ matrix.target }} --allocator ${{ env.ALLOCATOR }}",
-                    },
-                    {
-                        "name": "Upload the OCI layout",
-                        "uses": UPLOAD,
-                        "with": {
-                            "name": "${{ matrix.artifact }}",
-                            "path": f"{layout_dir}/",
-                            "if-no-files-found": "error",
-                        },
-                    },
-                ],
-            },
-            "merge": {
-                "name": "merge into one multi-arch index",
-                "needs": ["package"],
-                "runs-on": RUNNERS["x86_64"],
-                "steps": [
-                    *_setup_steps(),
-                    {
-                        "name": "Download the per-target layouts",
-                        "uses": DOWNLOAD,
-                        "with": {"pattern": f"{ARTIFACT_PREFIX}*", "path": "layouts"},
-                    },
-                    {"name": "Merge", "run": f"invoke package {merge_args}"},
-                    {
-                        "name": "Upload the multi-arch image",
-                        "uses": UPLOAD,
-                        "with": {
-                            "name": f"{opts.image_name}-multiarch",
-                            "path": f"{opts.dist_dir.as_posix()}/oci/",
-                            "if-no-files-found": "error",
-                        },
-                    },
-                ],
-            },
+            "package": _package_job(entries, paths.relative(paths.layout(opts.image_name))),
+            "merge": _merge_job(entries, paths.relative(paths.oci), opts.image_name),
         },
     }
 
 
-# --- a small, deterministic YAML emitter ------------------------------------------------------
+# --- YAML ------------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_./~-][A-Za-z0-9_./~ -]*$")
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~", ""}
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    if (
-        _PLAIN.match(text)
-        and text.lower() not in _RESERVED
-        and not text.endswith(" ")
-        and not re.fullmatch(r"[-+]?[0-9._]+(e[-+]?\d+)?", text)
-    ):
-        return text
-    return json.dumps(text)  # a JSON string is a valid double-quoted YAML scalar
+# Wide enough that no command is folded onto a second line: folding is valid YAML, but a shell
+# command split across lines in review reads as two commands.
+WIDTH = 4096
 
 
-def _emit(value: Any, indent: int, out: list[str]) -> None:
-    pad = " " * indent
-    if isinstance(value, dict):
-        for k, v in value.items():
-            key = _scalar(k)
-            if isinstance(v, dict | list) and v:
-                out.append(f"{pad}{key}:")
-                _emit(v, indent + 2, out)
-            elif isinstance(v, str) and "\n" in v:
-                out.append(f"{pad}{key}: |")
-                out += [f"{pad}  {line}" if line else "" for line in v.rstrip("\n").split("\n")]
-            else:
-                out.append(f"{pad}{key}: {'{}' if v == {} else '[]' if v == [] else _scalar(v)}")
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and item:
-                sub: list[str] = []
-                _emit(item, indent + 2, sub)
-                out.append(f"{pad}- {sub[0].lstrip()}")
-                out += sub[1:]
-            else:
-                out.append(f"{pad}- {_scalar(item)}")
-    else:
-        out.append(f"{pad}{_scalar(value)}")
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, with multi-line strings as literal blocks (`|`)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # The emitter falls back to a quoted style by itself when a block cannot hold the string
+    # exactly (trailing spaces, a leading blank line, ...), so this is only a preference.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
 
 
 def to_yaml(data: dict[str, Any]) -> str:
-    out: list[str] = []
-    _emit(data, 0, out)
-    return "\n".join(out) + "\n"
+    """`data` as YAML that yaml.safe_load reads back as exactly `data` (pure, deterministic)."""
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=WIDTH,
+    )
 
 
 HEADER = (
     "# Generated by `invoke ci-matrix` from the [tool.kit] settings; do not edit by hand.\n"
     "# One runner per target builds and packages its OCI layout; the merge job joins them\n"
-    "# into one multi-arch index with `invoke package --merge` (kit/workflow.py).\n"
+    "# into one multi-arch index with `invoke package --merge` (kit/release/workflow.py).\n"
 )
 
 
@@ -229,18 +222,10 @@ def write_workflow(
 def generate(
     opts: Options, *, targets: str | None = None, allocator: str | None = None
 ) -> tuple[Path, Path]:
-    """`invoke ci-matrix`: the allocator is --allocator, else the bench winner, else the first
-    configured one; targets are --target, else [tool.kit] targets."""
-    from kit.build.run import resolve_matrix
-    from kit.core.allocators import parse_allocator
-    from kit.release.checklist import winner_path
-
-    chosen_targets, allocs = resolve_matrix(opts, targets, None)
-    if allocator:
-        alloc = parse_allocator(allocator)
-    else:
-        try:
-            alloc = parse_allocator(json.loads(winner_path(opts).read_text())["allocator"])
-        except (OSError, ValueError, KeyError, TypeError):
-            alloc = allocs[0]
-    return write_workflow(opts, chosen_targets, alloc)
+    """`invoke ci-matrix`: targets are --target, else [tool.kit] targets; the allocator is
+    chosen by the one shipping policy (kit.bench.winner: --allocator, else the bench winner,
+    else the first configured one)."""
+    chosen = parse_targets(targets if targets is not None else list(opts.targets))
+    choice = shipping_allocator(opts, allocator)
+    console.info(f"the workflow ships {choice.allocator.name} ({choice.source})")
+    return write_workflow(opts, chosen, choice.allocator)

@@ -11,13 +11,15 @@ from collections import Counter
 
 import pytest
 
-from kit.bench import run as bench
+from kit.bench.winner import Winner
 from kit.core.options import resolve_options
+from kit.core.paths import Paths
+from kit.core.records import read_record
 
 pytestmark = pytest.mark.integration
 
 
-def test_quick_bench_end_to_end(quick_bench):
+def test_quick_bench_end_to_end(quick_bench, root):
     reports, outcome = quick_bench
     run_dir = outcome.run_dir
     results = json.loads((run_dir / "results.json").read_text())
@@ -29,7 +31,7 @@ def test_quick_bench_end_to_end(quick_bench):
         "glibc-system",
     }
     counts = Counter((s["variant"], s["scenario"]) for s in results["samples"])
-    expected = set(bench.iter_expected_cells(results))
+    expected = {(v["key"], s["key"]) for v in results["variants"] for s in results["scenarios"]}
     assert set(counts) == expected
     assert all(n == 2 for n in counts.values()), counts
     assert len(expected) == 4 * 10
@@ -43,13 +45,16 @@ def test_quick_bench_end_to_end(quick_bench):
     assert results["tools"]["load_generator"]["version"].startswith("wrk")
     assert results["machine"]["cores"] >= 1
 
-    winner = json.loads((run_dir / "winner.json").read_text())
-    assert winner["allocator"] in {"system", "jemalloc", "mimalloc"}
-    assert winner["triple"].endswith("-linux-musl")
-    assert winner["reason"] and winner["run"] == str(run_dir)
-    assert winner["metrics"]["throughput_rps"] > 0
-    stable = reports / "bench" / "winner.json"
-    assert json.loads(stable.read_text()) == winner
+    paths = Paths.of(resolve_options(root, flags={"reports_dir": str(reports)}))
+    winner = read_record(Winner, run_dir / "winner.json")
+    assert winner.allocator in {"system", "jemalloc", "mimalloc"}
+    assert winner.triple.endswith("-linux-musl")
+    assert winner.mode == "quick" and winner.reason
+    # The reports dir is outside the project here, so the stored path stays absolute.
+    assert winner.run == results["run"] == paths.relative(run_dir)
+    assert paths.resolve(winner.run) == run_dir
+    assert winner.metrics.throughput_rps > 0
+    assert read_record(Winner, paths.winner) == winner
     report = (run_dir / "report.md").read_text()
     assert "## Winner" in report and "coordinated omission" in report
     for chart in ("http_throughput.png", "micro_ops.png"):
@@ -59,15 +64,17 @@ def test_quick_bench_end_to_end(quick_bench):
 def test_port_in_use_is_a_clear_error_and_leaves_nothing_running(root):
     import socket
 
+    from kit.bench.server import Server
+    from kit.bench.variants import build_variants
     from kit.core.errors import BenchError
 
     opts = resolve_options(root)
-    variants = bench.build_variants(opts)
+    variants = build_variants(opts)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        srv = bench.Server(variants[0].binary, port, startup_timeout_s=5)
+        srv = Server(variants[0].binary, port, startup_timeout_s=5)
         with pytest.raises(BenchError, match="already in use"), srv:
             pass
     assert srv.proc is None

@@ -12,12 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from kit.build.project import Project, read_project
+from kit.build.record import BuildRecord
 from kit.build.run import build_matrix
 from kit.core.allocators import SYSTEM
 from kit.core.errors import GateError, ReleaseCheckFailed
 from kit.core.options import Options, resolve_options
+from kit.core.paths import Paths
+from kit.core.records import read_record
 from kit.core.targets import X86_64_MUSL
-from kit.release.checklist import GATE_NAMES
+from kit.image.report import PackageReport
+from kit.release.gates import GATE_NAMES
+from kit.release.report import ReleaseReport
 
 pytestmark = pytest.mark.integration
 
@@ -34,46 +40,58 @@ def opts(tmp_path_factory: pytest.TempPathFactory) -> Options:
 
 
 @pytest.fixture(scope="module")
-def record(opts: Options) -> dict:
+def project(opts: Options) -> Project:
+    return read_project(opts.manifest)
+
+
+@pytest.fixture(scope="module")
+def record(opts: Options, project: Project) -> BuildRecord:
     """rust_sample for x86_64 with the system allocator (incremental: reuses target/)."""
     (rec,) = [
-        r for r in build_matrix(opts, (X86_64_MUSL,), (SYSTEM,)) if r["name"] == "rust_sample"
+        r for r in build_matrix(opts, project, (X86_64_MUSL,), (SYSTEM,)) if r.name == "rust_sample"
     ]
     return rec
 
 
 @pytest.fixture(scope="module")
-def packaged(opts: Options, record: dict) -> dict:
+def packaged(opts: Options, project: Project, record: BuildRecord) -> PackageReport:
     from kit.image import package as pkg
 
-    return pkg.package(opts, targets="x86_64", allocator="system")
+    report = pkg.package(opts, project, targets="x86_64", allocator="system")
+    assert report is not None
+    return report
 
 
-def test_sbom_for_rust_sample(opts: Options, record: dict, tmp_path: Path) -> None:
+def test_sbom_for_rust_sample(opts: Options, record: BuildRecord, tmp_path: Path) -> None:
     from kit.release.sbom import write_sbom
 
     result = write_sbom(opts, record, tmp_path / "sbom.json")
-    doc = json.loads(result.path.read_text())
+    assert result is not None
+    text = result.path.read_text()
+    doc = json.loads(text)
     names = {c["name"] for c in doc["components"]}
     assert {"tokio", "axum", "musl-malloc", "musl", "rust-std", "rustc"} <= names
     assert "tikv-jemallocator" not in names  # the feature set of this build, not every feature
-    assert doc["metadata"]["component"]["hashes"][0]["content"] == record["sha256"]
+    assert doc["metadata"]["component"]["hashes"][0]["content"] == record.sha256
     assert result.crates > 20
+    # without SOURCE_DATE_EPOCH the time is the last commit's: the same bytes again
+    again = write_sbom(opts, record, tmp_path / "again.json")
+    assert again is not None and again.path.read_text() == text
 
 
 @pytest.mark.skipif(
     shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
     reason="needs Debian's docker-registry and skopeo",
 )
-def test_registry_push_and_pull_by_digest(opts: Options, packaged: dict) -> None:
+def test_registry_push_and_pull_by_digest(opts: Options, packaged: PackageReport) -> None:
     from kit.image.registry import local_registry, push_and_pull
 
-    layout = Path(packaged["layout"])
+    layout = Paths.of(opts).resolve(packaged.layout)
     with local_registry() as reg:
-        trip = push_and_pull(reg, layout, opts.image_name, packaged["tags"]["immutable"])
+        trip = push_and_pull(reg, layout, opts.image_name, packaged.tags.immutable)
         address = reg.address
     assert trip.ok, trip.as_dict()
-    assert trip.local_digest == packaged["index_digest"]
+    assert trip.local_digest == packaged.index_digest
     # the registry is gone and nothing listens on its port any more
     with pytest.raises(OSError):
         __import__("urllib.request").request.urlopen(f"http://{address}/v2/", timeout=1)
@@ -82,35 +100,37 @@ def test_registry_push_and_pull_by_digest(opts: Options, packaged: dict) -> None
 def test_workspace_fixture_builds_through_the_kit(tmp_path: Path) -> None:
     ws = resolve_options(WORKSPACE, environ={})
     ws = dataclasses.replace(ws, dist_dir=tmp_path / "dist")
-    records = {r["name"]: r for r in build_matrix(ws, (X86_64_MUSL,), (SYSTEM,))}
+    project = read_project(ws.manifest)
+    records = {r.name: r for r in build_matrix(ws, project, (X86_64_MUSL,), (SYSTEM,))}
     assert set(records) == {"ws-hello", "ws-own-alloc"}
-    assert records["ws-hello"]["allocator_linked"] == "system"
+    assert records["ws-hello"].allocator_linked == "system"
     own = records["ws-own-alloc"]
-    assert (own["allocator"], own["allocator_linked"]) == ("system", "mimalloc")
-    gates = {g["name"]: g for g in own["gates"]}
-    assert gates["allocator-linked"]["passed"] and "mimalloc" in gates["allocator-linked"]["detail"]
-    assert all(g["passed"] for r in records.values() for g in r["gates"])
+    assert (own.allocator, own.allocator_linked) == ("system", "mimalloc")
+    gates = {g.name: g for g in own.gates}
+    assert gates["allocator-linked"].passed and "mimalloc" in gates["allocator-linked"].detail
 
     # Without the declaration the same binary fails the allocator gate: the override is what
     # lets it pass, not a gate that looks the other way.
     undeclared = dataclasses.replace(ws, allocator_overrides=())
     with pytest.raises(GateError, match=r"allocator-linked: found mimalloc code"):
-        build_matrix(undeclared, (X86_64_MUSL,), (SYSTEM,))
+        build_matrix(undeclared, project, (X86_64_MUSL,), (SYSTEM,))
 
 
-def _report(opts: Options) -> dict:
-    return json.loads((opts.path(opts.reports_dir) / "release" / "report.json").read_text())
+def _report(opts: Options) -> ReleaseReport:
+    return read_record(ReleaseReport, Paths.of(opts).release / "report.json")
 
 
-def test_release_check_fails_on_a_one_byte_size_budget(opts: Options, packaged: dict) -> None:
+def test_release_check_fails_on_a_one_byte_size_budget(
+    opts: Options, packaged: PackageReport
+) -> None:
     from kit.release.checklist import check
 
     tiny = dataclasses.replace(opts, size_budget_mb=1e-6)
     with pytest.raises(ReleaseCheckFailed, match=r"size-budget: over the 1e-06 MB budget"):
         check(tiny, only="size-budget", targets="x86_64", allocators="system")
-    gates = {g["name"]: g for g in _report(tiny)["gates"]}
-    assert gates["size-budget"]["status"] == "failed"
-    assert gates["registry"]["status"] == "skipped"
+    gates = {g.name: g for g in _report(tiny).gates}
+    assert gates["size-budget"].status == "failed"
+    assert gates["registry"].status == "skipped"
 
 
 def test_release_check_fails_on_a_dirty_tree(tmp_path: Path) -> None:
@@ -124,7 +144,7 @@ def test_release_check_fails_on_a_dirty_tree(tmp_path: Path) -> None:
     (clone / "stray.txt").write_text("not committed\n")
     with pytest.raises(ReleaseCheckFailed, match=r"clean-tree: 1 uncommitted path\(s\): stray.txt"):
         check(cl_opts, only="clean-tree")
-    assert _report(cl_opts)["gates"][1]["status"] == "failed"
+    assert _report(cl_opts).gates[1].status == "failed"
 
 
 def test_unknown_gate_is_a_usage_error(kit) -> None:
@@ -147,13 +167,10 @@ def test_release_check_passes_end_to_end(kit, quick_bench) -> None:
         "KIT_IMAGE_NAME": "kit-test-e2e",
     }
     done = kit("release-check", env=env)
-    report = json.loads((reports / "release" / "report.json").read_text())
-    statuses = {g["name"]: g["status"] for g in report["gates"]}
+    report = read_record(ReleaseReport, reports / "release" / "report.json")
+    statuses = {g.name: str(g.status) for g in report.gates}
     print(
-        "\n".join(
-            f"{g['name']}: {g['status']} {g['seconds']:.1f}s {g['detail'][:120]}"
-            for g in report["gates"]
-        )
+        "\n".join(f"{g.name}: {g.status} {g.seconds:.1f}s {g.detail[:120]}" for g in report.gates)
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert tuple(statuses) == GATE_NAMES  # every gate, in checklist order
@@ -177,14 +194,11 @@ def test_release_check_fails_on_a_dynamic_binary(kit, tmp_path: Path) -> None:
     )
     assert done.returncode == 10, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
-    gates = {
-        g["name"]: g
-        for g in json.loads((tmp_path / "release" / "report.json").read_text())["gates"]
-    }
-    build = gates["build"]
-    assert build["status"] == "failed", build
-    assert "no-interpreter: PT_INTERP /lib/ld-musl-x86_64.so.1" in build["detail"]
-    assert "no-needed: DT_NEEDED libc.so" in build["detail"]
+    report = read_record(ReleaseReport, tmp_path / "release" / "report.json")
+    build = next(g for g in report.gates if g.name == "build")
+    assert build.status == "failed", build
+    assert "no-interpreter: PT_INTERP /lib/ld-musl-x86_64.so.1" in build.detail
+    assert "no-needed: DT_NEEDED libc.so" in build.detail
     assert "build:" in done.stderr
     dist = tmp_path / "dist"
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import kit
+from kit.bench import analysis, facts, plan, report, stress, variants
 from kit.bench import run as bench
-from kit.core.errors import BenchError, ConfigError
+from kit.bench.winner import Winner
+from kit.build.record import (
+    BuildRecord,
+    GateCheck,
+    LibcFacts,
+    SmokeFacts,
+    ToolchainFacts,
+)
+from kit.core import runner
+from kit.core.errors import BenchError, ConfigError, ToolMissingError
 from kit.core.options import Options
+from kit.core.paths import Paths
+from kit.core.records import read_record
 
 VARIANTS = {
     # key: (allocator, libc, stress speed factor per pattern at 2+ threads, http req/s, rss KiB)
@@ -20,6 +35,8 @@ VARIANTS = {
     "musl-mimalloc": ("mimalloc", "musl", 1.1, 15_300, 26_000),
     "glibc-system": ("system", "gnu", 0.6, 14_000, 22_000),
 }
+TRIPLES = {"musl": "x86_64-unknown-linux-musl", "gnu": "x86_64-unknown-linux-gnu"}
+PROJECT = Options(root=Path("/project"))  # never touched: only paths are computed from it
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +49,7 @@ def _matplotlib_ready():
     import matplotlib.pyplot
 
 
-def settings(**kw) -> bench.BenchSettings:
+def settings(**kw) -> plan.BenchSettings:
     base = dict(
         quick=False,
         repetitions=5,
@@ -44,12 +61,55 @@ def settings(**kw) -> bench.BenchSettings:
         noise_margin=0.05,
         resamples=500,
     )
-    return bench.BenchSettings(**{**base, **kw})
+    return plan.BenchSettings(**{**base, **kw})
+
+
+def build_record(libc: str, allocator: str, name: str = "rust_sample") -> BuildRecord:
+    """A build record as `invoke build` writes it, for a binary that is never run here."""
+    triple = TRIPLES[libc]
+    musl = libc == "musl"
+    return BuildRecord(
+        name=name,
+        path=f"{triple}/{allocator}/{name}",
+        triple=triple,
+        arch="x86_64",
+        oci_platform="linux/amd64",
+        allocator=allocator,
+        allocator_linked=allocator,
+        backend="zigbuild",
+        toolchain=ToolchainFacts(name="stable", rustc="rustc 1.96.0\nhost: x", cargo="cargo 1.96"),
+        zig="0.15.2" if musl else None,
+        cargo_zigbuild="0.20.1" if musl else None,
+        libc=LibcFacts(
+            name="musl" if musl else "glibc",
+            version="1.2.5" if musl else "2.36",
+            origin="zig" if musl else "host (static)",
+            malloc="mallocng" if musl else None,
+        ),
+        std="prebuilt",
+        profile="release",
+        command="cargo zigbuild --release",
+        sha256="0" * 64,
+        size={"system": 3_000_000, "jemalloc": 3_400_000, "mimalloc": 3_200_000}[allocator],
+        duration_s=1.0,
+        built_at="2025-01-01T00:00:00+00:00",
+        gates=(GateCheck(name="static", passed=True, detail="static-pie linked"),),
+        elf="static-pie linked",
+        machine="EM_X86_64",
+        smoke=SmokeFacts(
+            argv=("--version",), emulator=None, output=f"{name} 0.1.0", report={"libc": libc}
+        ),
+    )
+
+
+def bench_variants(opts: Options) -> list[variants.Variant]:
+    records = [build_record(libc, alloc) for alloc, libc, *_ in VARIANTS.values()]
+    return variants.variants_from_records(records, opts)
 
 
 def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) -> dict:
     s = settings(repetitions=reps)
-    scenarios = bench.plan_scenarios(s, cores=2)
+    scenarios = plan.plan_scenarios(s, cores=2)
     rng = np.random.default_rng(0)
     samples = []
     for key, (_alloc, _libc, factor, rps, rss) in VARIANTS.items():
@@ -85,9 +145,10 @@ def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) ->
                     )
     if drop:
         samples = samples[:-drop]
+    vs = bench_variants(PROJECT)
     return {
-        "schema": 1,
-        "run": "/tmp/reports/bench/20250101T000000Z",
+        "schema": bench.RESULTS_SCHEMA,
+        "run": "reports/bench/20250101T000000Z",
         "complete": complete,
         "interrupted": not complete,
         "error": None,
@@ -103,36 +164,8 @@ def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) ->
             "kernel": "6.1.0",
             "os": "Debian 12",
         },
-        "tools": {
-            "load_generator": {
-                "name": "wrk",
-                "version": "wrk debian/4.1.0-3+b2 [epoll]",
-                "threads": 2,
-                "closed_loop": True,
-            },
-            "musl": {"name": "musl", "version": "1.2.5", "from": "zig"},
-            "glibc": {"name": "glibc", "version": "2.36", "from": "host (static)"},
-            "toolchains": {
-                k: {
-                    "toolchain": {"name": "stable", "rustc": "rustc 1.96.0\nhost: x"},
-                    "backend": "zigbuild",
-                    "std": "prebuilt",
-                }
-                for k in VARIANTS
-            },
-        },
-        "variants": [
-            {
-                "key": k,
-                "allocator": a,
-                "libc": libc,
-                "triple": "x86_64-unknown-linux-musl"
-                if libc == "musl"
-                else "x86_64-unknown-linux-gnu",
-                "size": {"system": 3_000_000, "jemalloc": 3_400_000, "mimalloc": 3_200_000}[a],
-            }
-            for k, (a, libc, *_rest) in VARIANTS.items()
-        ],
+        "tools": facts.tool_facts(vs, "wrk debian/4.1.0-3+b2 [epoll]", s.wrk_threads),
+        "variants": [v.describe(Paths.of(PROJECT)) for v in vs],
         "scenarios": [asdict(sc) for sc in scenarios],
         "planned_runs": len(VARIANTS) * len(scenarios) * reps,
         "samples_per_cell": reps,
@@ -141,7 +174,7 @@ def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) ->
 
 
 def test_scenarios_cover_threads_patterns_endpoints_and_connections():
-    keys = [s.key for s in bench.plan_scenarios(settings(connections=(16, 64)), cores=2)]
+    keys = [s.key for s in plan.plan_scenarios(settings(connections=(16, 64)), cores=2)]
     assert keys == [
         "stress-local-t1",
         "stress-local-t2",
@@ -154,66 +187,102 @@ def test_scenarios_cover_threads_patterns_endpoints_and_connections():
         "http-plaintext-c16",
         "http-plaintext-c64",
     ]
-    assert bench.stress_thread_counts(8) == (1, 2, 16)
+    assert plan.stress_thread_counts(8) == (1, 2, 16)
+
+
+def test_variants_come_from_build_records_one_per_libc_and_allocator():
+    records = [build_record(libc, alloc) for alloc, libc, *_ in VARIANTS.values()]
+    # A second binary of the same package: the first record of a variant is its server.
+    records.append(build_record("musl", "jemalloc", name="other_bin"))
+    vs = variants.variants_from_records(records, PROJECT)
+    assert [v.key for v in vs] == list(VARIANTS)
+    assert sorted(v.key for v in vs) == sorted(variants.planned_keys())
+    jemalloc = vs[1]
+    assert jemalloc.record.name == "rust_sample" and jemalloc.size == 3_400_000
+    assert jemalloc.binary == Path("/project/dist/x86_64-unknown-linux-musl/jemalloc/rust_sample")
+    described = jemalloc.describe(Paths.of(PROJECT))
+    assert described["binary"] == "dist/x86_64-unknown-linux-musl/jemalloc/rust_sample"
+    assert described["libc_info"]["origin"] == "zig" and described["libc"] == "musl"
+    assert [v.is_musl for v in vs] == [True, True, True, False]
+
+
+def test_tool_facts_name_the_malloc_musl_system_really_uses():
+    vs = bench_variants(PROJECT)
+    tools = facts.tool_facts(vs, "wrk 4.1.0", wrk_threads=3)
+    assert tools["musl"]["malloc"] == "musl's mallocng"
+    assert tools["glibc"]["version"] == "2.36"
+    assert tools["load_generator"] == {
+        "name": "wrk",
+        "version": "wrk 4.1.0",
+        "threads": 3,
+        "closed_loop": True,
+    }
+    assert set(tools["toolchains"]) == set(VARIANTS)
+    zig_malloc = build_record("musl", "system").model_copy(
+        update={"libc": LibcFacts(name="musl", version=None, origin="zig", malloc="zig")}
+    )
+    (v,) = variants.variants_from_records([zig_malloc], PROJECT)
+    assert "NOT musl's mallocng" in facts.tool_facts([v], "wrk", 2)["musl"]["malloc"]
 
 
 def test_schedule_is_seeded_interleaved_and_complete():
-    variants = [bench.Variant(k, None, None, Path(k), 1, {}) for k in VARIANTS]  # type: ignore[arg-type]
-    scenarios = bench.plan_scenarios(settings(), cores=2)
-    a = bench.schedule(variants, scenarios, 5, seed=1)
-    b = bench.schedule(variants, scenarios, 5, seed=1)
-    c = bench.schedule(variants, scenarios, 5, seed=2)
+    vs = bench_variants(PROJECT)
+    scenarios = plan.plan_scenarios(settings(), cores=2)
+    a = plan.schedule(vs, scenarios, 5, seed=1)
+    b = plan.schedule(vs, scenarios, 5, seed=1)
+    c = plan.schedule(vs, scenarios, 5, seed=2)
     order = [(r.variant.key, r.scenario.key, r.rep) for r in a]
     assert order == [(r.variant.key, r.scenario.key, r.rep) for r in b]
     assert order != [(r.variant.key, r.scenario.key, r.rep) for r in c]
-    cells = len(variants) * len(scenarios)
+    cells = len(vs) * len(scenarios)
     assert len(a) == cells * 5
     # Every round holds every cell exactly once, so an interrupted run stays balanced.
     for rep in range(5):
         block = a[rep * cells : (rep + 1) * cells]
         assert {(r.variant.key, r.scenario.key) for r in block} == {
-            (v.key, s.key) for v in variants for s in scenarios
+            (v.key, s.key) for v in vs for s in scenarios
         }
         assert all(r.rep == rep for r in block)
     assert [r.order for r in a] == list(range(len(a)))
 
 
 def test_quick_settings_keep_everything_but_shorten(tmp_path):
-    opts = Options(root=tmp_path)
-    full = bench.resolve_settings(opts)
-    quick = bench.resolve_settings(opts, quick=True)
-    assert full.repetitions == opts.bench_repetitions >= 5
-    assert quick.repetitions == opts.bench_quick_repetitions
+    opts = Options(root=tmp_path, bench_repetitions=6, bench_quick_repetitions=2)
+    full = plan.resolve_settings(opts)
+    quick = plan.resolve_settings(opts, quick=True)
+    assert (full.repetitions, quick.repetitions) == (6, 2)
     assert quick.http_duration_s < full.http_duration_s
     assert quick.connections == full.connections
-    assert bench.resolve_settings(opts, repetitions="7", seed="3").repetitions == 7
-    assert bench.resolve_settings(opts, http_duration_s=1.0).http_duration_s == 1.0
+    assert plan.resolve_settings(opts, repetitions="7", seed="3").repetitions == 7
+    assert plan.resolve_settings(opts, http_duration_s=1.0).http_duration_s == 1.0
     with pytest.raises(ConfigError):
-        bench.resolve_settings(opts, repetitions="0")
+        plan.resolve_settings(opts, repetitions="0")
     with pytest.raises(ConfigError):
-        bench.resolve_settings(opts, seed="x")
+        plan.resolve_settings(opts, seed="x")
     with pytest.raises(ConfigError):
-        bench.resolve_settings(opts, no_such_setting=1)
+        plan.resolve_settings(opts, no_such_setting=1)
 
 
 def test_parse_stress_takes_the_json_line():
     out = 'noise\n{"mode":"stress","ops":10,"seconds":0.5,"ops_per_sec":20.0,"threads":2}\n'
-    assert bench.parse_stress(out)["ops_per_sec"] == 20.0
+    assert stress.parse_stress(out)["ops_per_sec"] == 20.0
     with pytest.raises(BenchError):
-        bench.parse_stress("no json here")
+        stress.parse_stress("no json here")
+    with pytest.raises(BenchError, match="ops_per_sec, ops, seconds"):
+        stress.parse_stress('{"ops_per_sec": 20.0}')
 
 
 def test_parse_cpu_model():
     text = (
         "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n"
     )
-    assert bench.parse_cpu_model(text) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
-    assert bench.parse_cpu_model("") is None
+    assert facts.parse_cpu_model(text) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
+    assert facts.parse_cpu_model("") is None
 
 
 def test_summary_has_medians_intervals_and_ratios_for_every_cell():
     results = synthetic_results()
-    summary = bench.summarise(results)
+    summary = analysis.summarise(results)
     assert set(summary) == {s["key"] for s in results["scenarios"]}
     local2 = summary["stress-local-t2"]
     assert local2["cells"]["musl-system"]["n"] == 5
@@ -223,23 +292,25 @@ def test_summary_has_medians_intervals_and_ratios_for_every_cell():
     assert r["ratio"] == pytest.approx(11, rel=0.05)
     assert r["ci"][0] <= r["ratio"] <= r["ci"][1]
     assert "musl-system" in local2["ratios"]["glibc-system"]
+    http = summary["http-alloc-c64"]["cells"]["musl-jemalloc"]
+    assert http["peak_rss_kb"] == 30_000 and http["errors"] == 0
 
 
 def test_winner_rule_on_synthetic_results_is_a_tie_broken_by_rss():
     results = synthetic_results()
-    d = bench.decide(results)
+    d = analysis.decide(results)
     assert d is not None
     # mimalloc leads jemalloc by 2% (inside the 5% margin): tie; mimalloc has the lower RSS.
     assert d.leader == "musl-mimalloc"
     assert set(d.tied) == {"musl-mimalloc", "musl-jemalloc"}
     assert d.winner.name == "musl-mimalloc"
-    assert bench.decision_scenario(results) == "http-alloc-c64"
+    assert analysis.decision_scenario(results) == "http-alloc-c64"
 
 
-def test_report_states_rule_winner_parity_ratios_and_closed_loop(tmp_path):
+def test_report_states_rule_winner_parity_ratios_and_closed_loop():
     results = synthetic_results()
-    summary = bench.summarise(results)
-    text = bench.render_report(results, summary, bench.decide(results), ["micro_ops.png"])
+    summary = analysis.summarise(results)
+    text = report.render_report(results, summary, analysis.decide(results), ["micro_ops.png"])
     assert "INCOMPLETE" not in text
     assert "## Winner" in text and "**musl-mimalloc**" in text
     assert "noise margin (5%)" in text
@@ -247,22 +318,23 @@ def test_report_states_rule_winner_parity_ratios_and_closed_loop(tmp_path):
     assert "## Ratios vs musl-system" in text and "## Ratios vs glibc (static)" in text
     assert "Single-thread parity" in text and "stress-local-t1" in text
     assert "parity (interval overlaps the noise band)" in text
-    assert "Test CPU" in text and "wrk debian/4.1.0" in text and "1.2.5" in text
+    assert "Test CPU" in text and "wrk debian/4.1.0" in text
+    assert "musl: 1.2.5 (from zig), malloc of musl-system: musl's mallocng" in text
+    assert "Run `reports/bench/20250101T000000Z`" in text
     assert "![micro_ops.png](micro_ops.png)" in text
+    assert "smallest p-value" not in text  # 5 repetitions can reach p < 0.05
 
 
 def test_report_warns_when_repetitions_cannot_reach_significance():
     results = synthetic_results(reps=3)
-    text = bench.render_report(results, bench.summarise(results), bench.decide(results))
+    text = report.render_report(results, analysis.summarise(results), analysis.decide(results))
     assert "smallest p-value" in text
 
 
 def test_outputs_complete_run(tmp_path, _matplotlib_ready):
     opts = Options(root=tmp_path)
-    run_dir = tmp_path / "reports" / "bench" / "20250101T000000Z"
-    run_dir.mkdir(parents=True)
+    run_dir = bench.new_run_dir(opts)
     results = synthetic_results()
-    results["run"] = str(run_dir)
     decision = bench.write_outputs(opts, run_dir, results)
     assert decision is not None
     for name in (
@@ -274,29 +346,31 @@ def test_outputs_complete_run(tmp_path, _matplotlib_ready):
     ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "micro_ops.png").read_bytes()[:4] == b"\x89PNG"
-    winner = json.loads((run_dir / "winner.json").read_text())
-    assert winner == json.loads((tmp_path / "reports" / "bench" / "winner.json").read_text())
-    assert winner["allocator"] == "mimalloc"
-    assert winner["triple"] == "x86_64-unknown-linux-musl"
-    assert winner["run"] == str(run_dir)
-    assert winner["reason"] and winner["metrics"]["throughput_rps"] > 0
-    assert winner["metrics"]["ratio_vs_musl_system"]["ratio"] > 1
+    winner = read_record(Winner, run_dir / "winner.json")
+    assert winner == read_record(Winner, Paths.of(opts).winner)
+    assert winner.allocator == "mimalloc" and winner.variant == "musl-mimalloc"
+    assert winner.triple == "x86_64-unknown-linux-musl"
+    assert winner.run == f"reports/bench/{run_dir.name}"  # project-relative
+    assert winner.mode == "full" and not winner.outright
+    assert winner.reason == decision.reason and winner.metrics.throughput_rps > 0
+    assert winner.metrics.ratio_vs_musl_system is not None
+    assert winner.metrics.ratio_vs_musl_system.ratio > 1
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["complete"] is True and len(saved["samples"]) == len(results["samples"])
     assert saved["decision"]["winner"] == "musl-mimalloc"
+    assert set(saved["summary"]) == {s["key"] for s in results["scenarios"]}
 
 
 def test_outputs_incomplete_run_keep_data_and_declare_no_winner(tmp_path, _matplotlib_ready):
     opts = Options(root=tmp_path)
-    run_dir = tmp_path / "reports" / "bench" / "x"
-    run_dir.mkdir(parents=True)
+    run_dir = bench.new_run_dir(opts)
     results = synthetic_results(complete=False, drop=17)
     assert bench.write_outputs(opts, run_dir, results) is None
     text = (run_dir / "report.md").read_text()
     assert "**INCOMPLETE RUN**" in text and "interrupted (Ctrl-C)" in text
     assert "No winner" in text
     assert not (run_dir / "winner.json").exists()
-    assert not (tmp_path / "reports" / "bench" / "winner.json").exists()
+    assert not Paths.of(opts).winner.exists()
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["complete"] is False and len(saved["samples"]) == len(results["samples"])
 
@@ -308,3 +382,41 @@ def test_new_run_dirs_never_collide(tmp_path):
     now = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     a, b = bench.new_run_dir(opts, now), bench.new_run_dir(opts, now)
     assert a.name == "20250102T030405Z" and b.name == "20250102T030405Z-1"
+    assert a.parent == b.parent == Paths.of(opts).bench_runs
+
+
+def test_without_the_bench_extra_the_bench_stops_with_the_install_command(monkeypatch, tmp_path):
+    # A fresh import of the bench with numpy, scipy and matplotlib unimportable (None in
+    # sys.modules makes `import numpy` raise ImportError): importing it must not need them,
+    # and running it must say how to install them before anything is built.
+    monkeypatch.setattr(kit, "bench", kit.bench)  # restored after the fresh import below
+    for name in [m for m in sys.modules if m == "kit.bench" or m.startswith("kit.bench.")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in bench.BENCH_EXTRAS:
+        monkeypatch.setitem(sys.modules, name, None)
+    fresh = importlib.import_module("kit.bench.run")
+    with pytest.raises(ToolMissingError) as info:
+        fresh.run_bench(Options(root=tmp_path))
+    assert info.value.exit_code == 3
+    assert 'python3 -m pip install -e ".[bench]"' in info.value.message
+    assert "numpy, scipy, matplotlib" in info.value.message
+    assert "nox -s bench" in (info.value.hint or "")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(monkeypatch, tmp_path, capsys):
+    built = []
+    monkeypatch.setattr(bench, "build_variants", lambda opts: built.append(opts) or [])
+    monkeypatch.setattr(bench, "usable_cores", lambda: 2)
+    runner.set_dry(True)
+    try:
+        outcome = bench.run_bench(Options(root=tmp_path), quick=True, repetitions=2)
+    finally:
+        runner.set_dry(False)
+    assert outcome is None
+    assert len(built) == 1  # the build is planned (its commands printed), not run
+    out = capsys.readouterr().err
+    assert "musl-system, musl-jemalloc, musl-mimalloc, glibc-system" in out
+    assert "stress-local-t1" in out and "http-alloc-c64" in out
+    assert "4 variants x 10 scenarios x 2 repetitions = 80 runs" in out
+    assert not (tmp_path / "reports").exists()

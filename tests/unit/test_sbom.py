@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kit.build.record import BuildRecord
 from kit.release.sbom import build_bom, render, runtime_closure
 
 REG = "registry+https://github.com/rust-lang/crates.io-index"
@@ -47,24 +48,38 @@ META = {
         ]
     },
 }
-RECORD = {
-    "name": "app",
-    "triple": "x86_64-unknown-linux-musl",
-    "allocator": "jemalloc",
-    "allocator_linked": "jemalloc",
-    "sha256": "ab" * 32,
-    "profile": "release",
-    "oci_platform": "linux/amd64",
-    "backend": "zigbuild",
-    "std": "build-std",
-    "libc": {"name": "musl", "version": "1.2.5", "from": "zig"},
-    "toolchain": {
-        "name": "debian-web",
-        "rustc": "rustc 1.96.0 (abc 2026-01-01)",
-        "cargo": "1.96.0",
-    },
-    "smoke": {"report": {}},
-}
+RECORD = BuildRecord.model_validate(
+    {
+        "name": "app",
+        "path": "x86_64-unknown-linux-musl/jemalloc/app",
+        "triple": "x86_64-unknown-linux-musl",
+        "arch": "x86_64",
+        "oci_platform": "linux/amd64",
+        "allocator": "jemalloc",
+        "allocator_linked": "jemalloc",
+        "backend": "zigbuild",
+        "toolchain": {
+            "name": "debian-web",
+            "rustc": "rustc 1.96.0 (abc 2026-01-01)",
+            "cargo": "cargo 1.96.0",
+        },
+        "zig": "0.15.2",
+        "cargo_zigbuild": "0.20.1",
+        "libc": {"name": "musl", "version": "1.2.5", "origin": "zig"},
+        "std": "build-std",
+        "profile": "release",
+        "command": "cargo zigbuild --release",
+        "sha256": "ab" * 32,
+        "size": 1_000_000,
+        "duration_s": 10.0,
+        "built_at": "2026-01-01T00:00:00+00:00",
+        "gates": [],
+        "elf": "static-pie linked",
+        "machine": "EM_X86_64",
+        "smoke": {"argv": ["app", "--version"], "emulator": None, "output": "", "report": {}},
+    }
+)
+EPOCH = 1_700_000_000
 
 
 def test_only_normal_dependencies_are_followed() -> None:
@@ -74,7 +89,7 @@ def test_only_normal_dependencies_are_followed() -> None:
 
 @pytest.fixture(scope="module")
 def doc() -> dict:
-    bom = build_bom(META, RECORD, {("serde", "1.0.0"): "cd" * 32})
+    bom = build_bom(META, RECORD, {("serde", "1.0.0"): "cd" * 32}, EPOCH)
     return json.loads(render(bom))  # render validates against the CycloneDX 1.6 schema
 
 
@@ -85,6 +100,7 @@ def test_components(doc: dict) -> None:
     assert by_name["serde"]["hashes"] == [{"alg": "SHA-256", "content": "cd" * 32}]
     assert by_name["jemalloc"]["version"] == "5.3.0"  # from the -sys crate's build metadata
     assert by_name["musl"]["version"] == "1.2.5"
+    assert {"name": "kit:libc:from", "value": "zig"} in by_name["musl"]["properties"]
     assert by_name["rustc"]["scope"] == "excluded"
     assert by_name["rust-std"]["version"] == "1.96.0"
 
@@ -99,13 +115,17 @@ def test_the_binary_is_the_subject(doc: dict) -> None:
 
 
 def test_system_allocator_is_the_libc_malloc() -> None:
-    record = {**RECORD, "allocator": "system", "allocator_linked": "system"}
-    doc = json.loads(render(build_bom(META, record, {})))
+    record = RECORD.model_copy(update={"allocator": "system", "allocator_linked": "system"})
+    doc = json.loads(render(build_bom(META, record, {}, EPOCH)))
     alloc = next(c for c in doc["components"] if c["bom-ref"] == "kit:allocator")
     assert (alloc["name"], alloc["version"]) == ("musl-malloc", "1.2.5")
 
 
-def test_the_serial_number_is_stable() -> None:
-    a = json.loads(render(build_bom(META, RECORD, {})))
-    b = json.loads(render(build_bom(META, RECORD, {})))
-    assert a["serialNumber"] == b["serialNumber"]
+def test_same_inputs_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reproducible without SOURCE_DATE_EPOCH: the time is the epoch passed in (the last commit
+    time, by kit.image.epoch's policy) and the serial number comes from the content."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = render(build_bom(META, RECORD, {}, EPOCH))
+    again = render(build_bom(META, RECORD, {}, EPOCH))
+    assert first.encode() == again.encode()
+    assert json.loads(first)["metadata"]["timestamp"] == "2023-11-14T22:13:20+00:00"

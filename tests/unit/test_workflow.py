@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import yaml
 from click.testing import CliRunner
-from ruamel.yaml import YAML
 
 from kit.core.allocators import MIMALLOC
 from kit.core.options import resolve_options
 from kit.core.targets import parse_targets
-from kit.release.workflow import render, to_yaml, write_workflow
+from kit.release.workflow import HEADER, render, to_yaml, workflow, write_workflow
 
 
 def _render(tmp_path: Path) -> tuple[str, str]:
@@ -24,7 +25,7 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
 
 def test_one_job_per_target_then_a_merge(tmp_path: Path) -> None:
     yml, matrix = _render(tmp_path)
-    wf = YAML(typ="safe").load(yml)
+    wf = yaml.safe_load(yml)
     include = wf["jobs"]["package"]["strategy"]["matrix"]["include"]
     assert [e["triple"] for e in include] == [
         "x86_64-unknown-linux-musl",
@@ -59,40 +60,79 @@ def test_validates_against_the_github_workflows_schema(tmp_path: Path) -> None:
     assert wf_path == tmp_path / ".github/workflows/release.yml"
 
 
-def test_yaml_emitter_quotes_what_yaml_would_misread() -> None:
-    text = to_yaml(
-        {
-            "on": {
-                "a": "yes",
-                "b": "1",
-                "c": "${{ x }}",
-                "d": "plain text",
-                "e": False,
-                "f": "two\nlines",
-                "g": [],
-                "h": {},
-            }
-        }
-    )
-    assert YAML(typ="safe").load(text) == {
-        "on": {
-            "a": "yes",
-            "b": "1",
-            "c": "${{ x }}",
-            "d": "plain text",
-            "e": False,
-            "f": "two\nlines\n",
-            "g": [],
-            "h": {},
-        }
-    }
+TRICKY = [
+    "-",
+    "- x",
+    "0x1F",
+    "0o17",
+    "1_000",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "1e3",
+    "3.11",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "True",
+    "null",
+    "Null",
+    "~",
+    "",
+    " ",
+    "@x",
+    "`x`",
+    "a: b",
+    "#c",
+    "a #c",
+    "!tag",
+    "&anchor",
+    "*alias",
+    "%directive",
+    "{x}",
+    "[x]",
+    "'quoted'",
+    '"quoted"',
+    "|",
+    ">",
+    "? x",
+    "trailing space ",
+    " leading space",
+    "${{ matrix.target }}",
+    "2001-12-14",
+    "12:30:45",
+    "two\nlines",
+    "ends with a newline\n",
+    "\nstarts with a newline",
+    "line one\n  indented\n\nafter a blank line\n",
+    "trailing spaces  \non a line",
+    "tab\tinside",
+    "unicode: é ✓",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_every_string_reads_back_as_itself(text: str) -> None:
+    for data in ({"key": text}, {text or "empty": [text]}, {"k": {text: text}}):
+        assert yaml.safe_load(to_yaml(data)) == data
+
+
+def test_the_whole_workflow_round_trips(tmp_path: Path) -> None:
+    opts = resolve_options(tmp_path, environ={})
+    data = workflow(opts, parse_targets("all"), MIMALLOC)
+    yml, _ = render(opts, parse_targets("all"), MIMALLOC)
+    assert yml.startswith(HEADER)
+    assert yaml.safe_load(yml) == data
 
 
 def test_merging_per_runner_layouts_gives_the_one_machine_digest(tmp_path: Path) -> None:
     """What the workflow's merge job relies on (issue 5, item 4): per-target layouts, written to
     disk as the runners upload them and merged as `invoke package --merge` does, give exactly
     the index digest of packaging both targets on one machine."""
-    from kit.image import oci
+    from kit.image import layout, oci
 
     meta = oci.ImageMeta(title="app", version="0.1.0", created_epoch=1_700_000_000)
     bins = {"linux/amd64": b"\x7fELF amd64 binary", "linux/arm64/v8": b"\x7fELF arm64 binary"}
@@ -103,8 +143,8 @@ def test_merging_per_runner_layouts_gives_the_one_machine_digest(tmp_path: Path)
     for platform in ("linux/arm64/v8", "linux/amd64"):  # artifacts arrive in any order
         single = oci.assemble([images[platform]], meta.annotations(), version="0.1.0", repo="app")
         dest = tmp_path / platform.replace("/", "-")
-        oci.write_layout(single, dest)
+        layout.write_layout(single, dest)
         dirs.append(dest)
-    merged = oci.merge([oci.read_layout_dir(d) for d in dirs], repo="app")
+    merged = oci.merge([layout.read_layout_dir(d) for d in dirs], repo="app")
     assert merged.digest == one_machine.digest
     assert merged.index_json == one_machine.index_json

@@ -40,10 +40,11 @@ def gate_qemu_smoke(ctx: Context) -> Outcome:
         raise NotRun(
             f"no foreign-arch target in the matrix ({', '.join(t.arch for t in ctx.targets)})"
         )
+    # Every foreign-arch binary in the matrix was run under qemu-user before its record was
+    # written (kit.build.smoke): one that could not run fails the build gate, and leaves this
+    # one not-run. What is left to do here is to show what ran, and under what.
     records = ctx.need("the build matrix", ctx.records)
     emulated = [r for r in records if r.smoke.emulator]
-    if not emulated:
-        return Outcome(False, "no binary was run under qemu-user", {})
     runs = {f"{r.triple}/{r.allocator}": r.smoke.output for r in emulated}
     emulators = sorted({r.smoke.emulator for r in emulated if r.smoke.emulator})
     return Outcome(

@@ -1,0 +1,45 @@
+"""`invoke package` and `invoke smoke` as tasks.py calls them: read what the task needs once,
+run it, show the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kit.build.project import read_project
+from kit.core import console
+from kit.core.options import Options
+from kit.image.container import smoke
+from kit.image.package import merge, package
+from kit.image.report import SUMMARY_COLUMNS, summary_rows
+
+
+def package_command(
+    opts: Options,
+    target: str | None,
+    allocator: str | None,
+    reproducible: bool,
+    merge_dirs: list[Path],
+) -> None:
+    """Package (or, with `merge_dirs`, merge per-target layouts), then a summary table."""
+    if merge_dirs:
+        report = merge(opts, merge_dirs)
+    else:
+        project = read_project(opts.manifest)  # the one read of the Cargo project in this task
+        report = package(
+            opts, project, targets=target, allocator=allocator, reproducible=reproducible
+        )
+    if report is None:  # a dry run: the task has said what it did not do
+        return
+    console.table("image", SUMMARY_COLUMNS, summary_rows(report))
+    console.success(
+        f"{report.image}:{', '.join(report.tags.tags)} {report.index_digest} "
+        f"in {report.timings_s.package:.2f}s"
+    )
+
+
+def smoke_command(opts: Options, health_timeout: float) -> None:
+    report = smoke(opts, health_timeout=health_timeout)
+    console.success(
+        f"{report.image}: healthy in {report.healthy_after_s:.2f}s, "
+        f"stopped in {report.stop_s:.2f}s, exit {report.exit_code}"
+    )
