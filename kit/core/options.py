@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import tomllib
 import types
@@ -81,6 +82,24 @@ class Options:
     @property
     def manifest(self) -> Path:
         return self.path(self.manifest_path)
+
+    def as_flags(self) -> dict[str, Any]:
+        """Every setting as JSON-ready flags that resolve_options turns back into the same
+        values (a child process gets the same options: kit.image.repro). A non-finite number
+        (only the size budget can be one: "not enforced") is left out; JSON has no infinity."""
+        flags: dict[str, Any] = {}
+        for name in _fields():
+            value = getattr(self, name)
+            if name == "allocator_overrides":
+                value = dict(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                continue
+            flags[name] = value
+        return flags
 
 
 _INTERNAL = {"sources", "root"}

@@ -82,6 +82,14 @@ class Paths:
     def release(self) -> Path:
         return self.reports / "release"
 
+    @property
+    def release_report_md(self) -> Path:
+        return self.release / "report.md"
+
+    @property
+    def release_report_json(self) -> Path:
+        return self.release / "report.json"
+
     def sbom(self, name: str, triple: str, allocator: str) -> Path:
         return self.release / "sbom" / f"{name}-{triple}-{allocator}.cdx.json"
 

@@ -13,7 +13,6 @@ The request crosses the process boundary as a record (kit.core.records), like ev
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import tempfile
 import time
@@ -34,7 +33,6 @@ from kit.image.report import ReproFacts
 
 CHILD_TIMEOUT_S = 600.0
 # Options fields that are not settings (kit.core.options keeps them out of flags too).
-_NOT_SETTINGS = {"sources", "root"}
 
 
 class ReproRequest(Record):
@@ -47,26 +45,6 @@ class ReproRequest(Record):
     dist: str  # the child's dist/ (absolute): its dist/oci receives the second packaging
     allocator: str
     targets: tuple[str, ...]  # triples
-
-
-def option_flags(opts: Options) -> dict[str, Any]:
-    """Every setting of `opts` as flags that resolve_options turns back into the same values."""
-    flags: dict[str, Any] = {}
-    for f in dataclasses.fields(opts):
-        value = getattr(opts, f.name)
-        if f.name in _NOT_SETTINGS:
-            continue
-        if f.name == "allocator_overrides":
-            value = dict(value)
-        elif isinstance(value, Path):
-            value = str(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            # JSON has no infinity; only the size budget can be one, and the child skips it
-            continue
-        flags[f.name] = value
-    return flags
 
 
 def layout_digests(paths: Paths, image: str) -> dict[str, str]:
@@ -105,7 +83,7 @@ def check_reproducible(
             request,
             ReproRequest(
                 root=str(opts.root.resolve()),
-                options=option_flags(opts),
+                options=opts.as_flags(),
                 dist=str(second.dist),
                 allocator=allocator.name,
                 targets=tuple(t.triple for t in targets),

@@ -106,8 +106,8 @@ def render_markdown(checklist: Checklist) -> str:
 
 def report_paths(opts: Options) -> tuple[Path, Path]:
     """(report.md, report.json) in the release directory."""
-    base = Paths.of(opts).release
-    return base / "report.md", base / "report.json"
+    paths = Paths.of(opts)
+    return paths.release_report_md, paths.release_report_json
 
 
 def write_report(opts: Options, checklist: Checklist) -> tuple[Path, Path]:

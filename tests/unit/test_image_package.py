@@ -295,13 +295,13 @@ def test_the_child_gets_the_same_options(tmp_path: Path):
         bench_connections="8,32",
         size_budget_mb=3.5,
     )
-    flags = json.loads(json.dumps(repro.option_flags(opts)))  # as the request file carries them
+    flags = json.loads(json.dumps(opts.as_flags()))  # as the request file carries them
     assert resolve_options(tmp_path, flags=flags, environ={}) == opts
 
 
 def test_an_unbounded_size_budget_is_left_out_of_the_childs_options(tmp_path: Path):
     opts = dataclasses.replace(opts_in(tmp_path), size_budget_mb=float("inf"))
-    flags = repro.option_flags(opts)
+    flags = opts.as_flags()
     assert "size_budget_mb" not in flags
     json.dumps(flags, allow_nan=False)  # what the request file can hold
 
