@@ -20,7 +20,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,16 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"Setting {where} must be {expected}, got {raw!r}.")
 
+    if tp in (Path, bool, int, float, str):
+        return _coerce_scalar(tp, raw, bad)
+    return _coerce_collection(tp, raw, bad)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce_scalar(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> Any:
     if tp is Path:
         if not isinstance(raw, str) or not raw:
             raise bad("a path string")
@@ -135,17 +145,8 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
     if tp is bool:
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in {
-            "1",
-            "true",
-            "yes",
-            "on",
-            "0",
-            "false",
-            "no",
-            "off",
-        }:
-            return raw.lower() in {"1", "true", "yes", "on"}
+        if isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
         raise bad("true or false")
     if tp is int:
         if isinstance(raw, bool):
@@ -161,10 +162,12 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             return float(raw)
         except (TypeError, ValueError):
             raise bad("a number") from None
-    if tp is str:
-        if not isinstance(raw, str):
-            raise bad("a string")
-        return raw
+    if not isinstance(raw, str):
+        raise bad("a string")
+    return raw
+
+
+def _coerce_collection(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> Any:
     if tp == tuple[tuple[str, str], ...]:
         # a TOML table {bin = "alloc"}, or "bin=alloc,bin2=alloc" from the environment/a flag
         if isinstance(raw, str):

@@ -185,9 +185,30 @@ def run(
         console.command(inv.display(), dry=is_dry())
     if is_dry():
         return Completed(inv.argv, 0, "", "", 0.0, dry=True)
-    cmd = inv.command()
     started = time.monotonic()
-    proc = cmd.popen(
+    out, err, rc = _run_to_end(inv, timeout, what, on_line)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(f"$ {inv.display()}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n")
+    if rc not in tuple(ok):
+        where = f" (full log: {log_file})" if log_file else ""
+        raise CommandFailedError(
+            f"{what or inv.argv[0]} failed with exit code {rc}{where}.",
+            argv=list(inv.argv),
+            returncode=rc,
+            output=_tail(err or out),
+        )
+    return Completed(inv.argv, rc, out, err, time.monotonic() - started)
+
+
+def _run_to_end(
+    inv: Invocation,
+    timeout: float | None,
+    what: str | None,
+    on_line: Callable[[str, str], None] | None,
+) -> tuple[str, str, int]:
+    """Start the child in its own session, read it to the end; (stdout, stderr, exit code)."""
+    proc = inv.command().popen(
         env=dict(os.environ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -218,19 +239,7 @@ def run(
             argv=list(inv.argv),
             output=_tail(err or out),
         )
-    rc = proc.returncode
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.write_text(f"$ {inv.display()}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n")
-    if rc not in tuple(ok):
-        where = f" (full log: {log_file})" if log_file else ""
-        raise CommandFailedError(
-            f"{what or inv.argv[0]} failed with exit code {rc}{where}.",
-            argv=list(inv.argv),
-            returncode=rc,
-            output=_tail(err or out),
-        )
-    return Completed(inv.argv, rc, out, err, time.monotonic() - started)
+    return out, err, proc.wait()
 
 
 def capture(argv: Sequence[str | Path], **kwargs: Any) -> str:

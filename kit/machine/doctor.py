@@ -21,8 +21,12 @@ class Check:
 
 def checks() -> tuple[list[Check], list[list[str]]]:
     """(tool checks, per-target plan rows)."""
-    found: list[Check] = []
     tcs = toolchain.rust_toolchains()
+    return [*toolchain_checks(tcs), *tool_checks()], target_rows(tcs)
+
+
+def toolchain_checks(tcs: tuple[toolchain.RustToolchain, ...]) -> list[Check]:
+    found: list[Check] = []
     found.append(
         Check(
             "rust toolchains",
@@ -52,6 +56,11 @@ def checks() -> tuple[list[Check], list[list[str]]]:
     found.append(
         Check("cargo-zigbuild", zb is not None, zb or "not found (pip install cargo-zigbuild)")
     )
+    return found
+
+
+def tool_checks() -> list[Check]:
+    found: list[Check] = []
     cr = toolchain.cross_version()
     found.append(
         Check("cross", cr is not None, cr or "not installed (optional: cargo install cross)")
@@ -77,7 +86,11 @@ def checks() -> tuple[list[Check], list[list[str]]]:
         found.append(
             Check(tool, path is not None, path or f"not found ({runner.INSTALL_HINTS[tool]})")
         )
+    return found
 
+
+def target_rows(tcs: tuple[toolchain.RustToolchain, ...]) -> list[list[str]]:
+    """How each known target would be built here, and why the other backends would not."""
     host = probe_host()
     backends = all_backends()
     rows = []
@@ -104,7 +117,7 @@ def checks() -> tuple[list[Check], list[list[str]]]:
                 "; ".join(reasons),
             ]
         )
-    return found, rows
+    return rows
 
 
 def show() -> None:
