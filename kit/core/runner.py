@@ -124,14 +124,19 @@ def _tail(text: str, lines: int = 40) -> str:
 
 
 def stop_group(proc: Any) -> None:
-    """Stop a child and everything it started (cargo -> rustc, zig ...): SIGINT, then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            return
+    """Stop a child and everything it started (cargo -> rustc, zig ...): SIGINT to the group,
+    a grace period for the leader, then SIGKILL to whatever is left of the group. The SIGKILL
+    is sent even when the leader has exited: a grandchild that ignored SIGINT (a shell's
+    background job does) would otherwise live on and hold the output pipes open."""
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
+            proc.wait(10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
 
 
 def _invocation(
