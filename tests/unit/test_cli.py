@@ -79,3 +79,18 @@ def test_a_flag_that_does_not_parse_exits_2(argv, capsys):
         program().run(["invoke", *argv])
     assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["package", "-t", "all", "-a", "system"],
+        ["release-check", "-t", "all", "-a", "all"],
+    ],
+)
+def test_a_task_reads_the_cargo_project_once(offline_host, capsys, argv):
+    program().run(["invoke", "--dry", *argv], exit=False)
+    err = capsys.readouterr().err
+    planned = [line for line in err.splitlines() if "(dry run, not started)" in line]
+    assert sum("cargo metadata" in line and "--no-deps" in line for line in planned) == 1, err
+    assert any(" zigbuild " in line for line in planned)
