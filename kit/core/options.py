@@ -27,6 +27,7 @@ from typing import Any
 
 from kit.core import console
 from kit.core.allocators import parse_allocator
+from kit.core.crate_config import crate_layers
 from kit.core.errors import ConfigError
 
 ENV_PREFIX = "KIT_"
@@ -220,42 +221,68 @@ def resolve_options(
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Options:
-    """Build the one Options object. `flags` holds only the flags the user actually gave."""
+    """Build the one Options object. `flags` holds only the flags the user actually gave.
+
+    Layers, lowest first: defaults, [tool.kit] in the kit's pyproject.toml, the crate's own
+    Cargo.toml metadata (kit.core.crate_config: workspace, then package), KIT_* environment
+    variables, flags. The crate is the one manifest-path names after the other layers, so its
+    metadata cannot itself move manifest-path.
+    """
     root = (root or Path.cwd()).resolve()
     environ = os.environ if environ is None else environ
-    fields = _fields()
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = dict.fromkeys(fields, "default")
-
     cfg_path = config_file or root / "pyproject.toml"
-    for key, raw in read_pyproject(cfg_path).items():
-        name = key.replace("-", "_")
-        if name not in fields:
-            raise ConfigError(f"Unknown key {key!r} in [tool.kit] of {cfg_path}.{_suggest(key)}")
-        values[name] = _coerce(name, raw, cfg_path.name)
-        sources[name] = cfg_path.name
-
-    for var, raw in environ.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        name = var[len(ENV_PREFIX) :].lower()
-        if name not in fields:
-            raise ConfigError(f"Unknown environment variable {var}.{_suggest(name)}")
-        values[name] = _coerce(name, raw, f"env {var}")
-        sources[name] = f"env {var}"
-
-    for key, raw in (flags or {}).items():
-        name = key.replace("-", "_")
-        if name not in fields:
-            raise ConfigError(f"Unknown option {key!r}.{_suggest(key)}")
-        if raw is None:
-            continue
-        values[name] = _coerce(name, raw, "flag")
-        sources[name] = "flag"
-
+    pyproject = [
+        _Setting(k, v, cfg_path.name, f"Unknown key {k!r} in [tool.kit] of {cfg_path}")
+        for k, v in read_pyproject(cfg_path).items()
+    ]
+    env = [
+        _Setting(
+            var[len(ENV_PREFIX) :].lower(), raw, f"env {var}", f"Unknown environment variable {var}"
+        )
+        for var, raw in environ.items()
+        if var.startswith(ENV_PREFIX)
+    ]
+    given = [
+        _Setting(k, v, "flag", f"Unknown option {k!r}")
+        for k, v in (flags or {}).items()
+        if v is not None
+    ]
+    first, _ = _layer([*pyproject, *env, *given])
+    manifest = first.get("manifest_path", Options.manifest_path)
+    crate = [
+        _Setting(k, v, layer.label, f"Unknown key {k!r} in {layer.label}")
+        for layer in crate_layers(manifest if manifest.is_absolute() else root / manifest, root)
+        for k, v in layer.table.items()
+    ]
+    for s in crate:
+        if s.key.replace("-", "_") == "manifest_path":
+            raise ConfigError(f"manifest-path cannot be set in {s.source}: it names that file.")
+    values, sources = _layer([*pyproject, *crate, *env, *given])
     opts = Options(**values, sources=types.MappingProxyType(sources), root=root)
     _validate(opts)
     return opts
+
+
+@dataclass(frozen=True)
+class _Setting:
+    key: str  # as the user spelled it: "size-budget-mb", "SIZE_BUDGET_MB" lowered, ...
+    raw: Any
+    source: str  # for `invoke config`
+    unknown: str  # the message when the key is not a setting: "Unknown option 'x'", ...
+
+
+def _layer(settings: list[_Setting]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Apply settings in order (later wins): coerced values and where each came from."""
+    fields = _fields()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = dict.fromkeys(fields, "default")
+    for s in settings:
+        name = s.key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"{s.unknown}.{_suggest(s.key)}")
+        values[name] = _coerce(name, s.raw, s.source)
+        sources[name] = s.source
+    return values, sources
 
 
 def _validate(opts: Options) -> None:
