@@ -44,6 +44,14 @@ class SmokeFacts(_Part):
     report: dict[str, str]  # key=value pairs the binary printed about itself
 
 
+class DebugFile(_Part):
+    """The debug info split off the shipped binary (<name>.debug, found by its GNU debuglink)."""
+
+    path: str  # relative to dist/
+    sha256: str
+    size: int
+
+
 class BuildRecord(Record):
     KIND = "static-rust-kit/build-record"
     VERSION = 2
@@ -64,8 +72,10 @@ class BuildRecord(Record):
     std: str  # prebuilt | build-std
     profile: str
     command: str
-    sha256: str
+    sha256: str  # of the binary as shipped (stripped)
     size: int
+    unstripped_size: int  # as cargo linked it
+    debug: DebugFile | None  # None: the profile already stripped it, nothing was kept
     duration_s: float
     built_at: str
     gates: tuple[GateCheck, ...]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from kit.build.plan import BuildPlan, check_project, plan_matrix, resolve_matrix
 from kit.build.project import Project, read_project
 from kit.build.record import (
     BuildRecord,
+    DebugFile,
     GateCheck,
     LibcFacts,
     SmokeFacts,
@@ -26,6 +28,7 @@ from kit.build.record import (
     write_build_record,
 )
 from kit.build.smoke import SmokeResult, check_report, smoke_version
+from kit.build.strip import Split, split_debug
 from kit.core import console, fs, runner
 from kit.core.allocators import Allocator
 from kit.core.errors import CommandFailedError, GateError
@@ -106,9 +109,31 @@ def gate_binary(
     return Gated((*gates, *checks), info.describe(), info.machine, smoke)
 
 
+def debug_facts(split: Split, dest: Path, paths: Paths) -> DebugFile | None:
+    if split.debug is None:
+        return None
+    where = debug_path(dest)
+    return DebugFile(
+        path=where.relative_to(paths.dist).as_posix(),
+        sha256=fs.sha256_of(split.debug),
+        size=split.debug.stat().st_size,
+    )
+
+
+def debug_path(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".debug")
+
+
 def make_record(
-    plan: BuildPlan, exe: Path, dest: Path, paths: Paths, linked: str, gated: Gated, seconds: float
+    plan: BuildPlan,
+    split: Split,
+    dest: Path,
+    paths: Paths,
+    linked: str,
+    gated: Gated,
+    seconds: float,
 ) -> BuildRecord:
+    exe = split.binary
     tc = plan.request.std.toolchain
     z = toolchain.zig() if plan.backend == "zigbuild" else None
     return BuildRecord(
@@ -129,6 +154,8 @@ def make_record(
         command=plan.invocation.display(),
         sha256=fs.sha256_of(exe),
         size=exe.stat().st_size,
+        unstripped_size=split.unstripped_size,
+        debug=debug_facts(split, dest, paths),
         duration_s=round(seconds, 2),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         gates=tuple(GateCheck(name=g.name, passed=g.passed, detail=g.detail) for g in gated.gates),
@@ -180,17 +207,24 @@ def run_build(
     built = executables(done.stdout, plan.request.bins)
     if not built:
         raise GateError(f"The build of {plan.label} produced no executable (see {log}).")
-    records = []
-    for exe in built:
+    return [ship(exe, plan, opts, paths, seconds) for exe in built]
+
+
+def ship(exe: Path, plan: BuildPlan, opts: Options, paths: Paths, seconds: float) -> BuildRecord:
+    """Strip (debug info kept aside), gate what ships, then copy it into dist/ with its record."""
+    paths.build_logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kit-strip-", dir=paths.target) as work:
+        split = split_debug(exe, Path(work))
         linked = expected_allocator(opts, plan, exe.name)
-        gated = gate_binary(exe, plan, opts.version_args, linked)
+        gated = gate_binary(split.binary, plan, opts.version_args, linked)
         dest = paths.binary(plan.target.triple, plan.allocator.name, exe.name)
-        record = make_record(plan, exe, dest, paths, linked, gated, seconds)
-        # The binary first, then its record: a record in dist/ always describes a binary there.
-        fs.copy_file(exe, dest, mode=0o755)
+        record = make_record(plan, split, dest, paths, linked, gated, seconds)
+        # The files first, then the record: a record in dist/ always describes files there.
+        fs.copy_file(split.binary, dest, mode=0o755)
+        if split.debug is not None:
+            fs.copy_file(split.debug, debug_path(dest))
         write_build_record(dest, record)
-        records.append(record)
-    return records
+    return record
 
 
 def announce(plans: list[BuildPlan]) -> None:

@@ -55,6 +55,7 @@ INSTALL_HINTS: dict[str, str] = {
     "skopeo": "apt-get install skopeo (or run `invoke setup` as root)",
     "umoci": "apt-get install umoci (or run `invoke setup` as root)",
     "docker-registry": "apt-get install docker-registry (or run `invoke setup` as root)",
+    "llvm-objcopy": "apt-get install llvm (or run `invoke setup` as root)",
 }
 
 _state = {"dry": False}

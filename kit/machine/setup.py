@@ -29,6 +29,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "umoci": "umoci",
     "docker-registry": "docker-registry",
     "file": "file",
+    "llvm-objcopy": "llvm",  # strips shipped binaries of any architecture (kit/build/strip.py)
 }
 # Debian's Rust whose sysroot carries its own std source (see ../shared/TOOLCHAIN.md).
 DEBIAN_RUST_WITH_SOURCE = ("rustc-web", "cargo-web", "rust-web-src")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,33 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
     assert "Interrupted" in err and "Traceback" not in err
     dist = tmp_path / "dist"
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
+
+
+def test_shipped_binaries_are_stripped_and_their_symbols_kept_beside_them(tmp_path):
+    from elftools.elf.elffile import ELFFile
+
+    from kit.build.record import BuildRecord
+    from kit.build.strip import is_debug_info
+    from kit.core.records import read_record
+
+    done = _build_fixture("symbols", "system", tmp_path)
+    assert done.returncode == 0, done.stderr
+    binary = tmp_path / "x86_64-unknown-linux-musl" / "system" / "symbols"
+    record = read_record(BuildRecord, binary.with_name("symbols.json"))
+    assert record.debug is not None and record.unstripped_size > record.size
+    debug = tmp_path / record.debug.path
+    assert debug == binary.with_name("symbols.debug")
+    assert hashlib.sha256(debug.read_bytes()).hexdigest() == record.debug.sha256
+    with binary.open("rb") as f:
+        elf = ELFFile(f)
+        names = {s.name for s in elf.iter_sections()}
+        link = elf.get_section_by_name(".gnu_debuglink").data()
+    assert not any(is_debug_info(n) for n in names), names
+    assert link.split(b"\0")[0] == b"symbols.debug"  # then the file's CRC32, as gdb checks it
+    assert int.from_bytes(link[-4:], "little") == zlib.crc32(debug.read_bytes())
+    with debug.open("rb") as f:
+        kept = ELFFile(f)
+        assert kept.get_section_by_name(".debug_line") is not None  # line tables, for backtraces
+        symbols = kept.get_section_by_name(".symtab")
+        assert any("a_function_worth_a_symbol" in s.name for s in symbols.iter_symbols())
+    assert subprocess.run([binary], capture_output=True, text=True).stdout.startswith("symbols")

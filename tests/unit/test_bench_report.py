@@ -91,6 +91,8 @@ def build_record(libc: str, allocator: str, name: str = "rust_sample") -> BuildR
         command="cargo zigbuild --release",
         sha256="0" * 64,
         size={"system": 3_000_000, "jemalloc": 3_400_000, "mimalloc": 3_200_000}[allocator],
+        unstripped_size=3_500_000,
+        debug=None,
         duration_s=1.0,
         built_at="2025-01-01T00:00:00+00:00",
         gates=(GateCheck(name="static", passed=True, detail="static-pie linked"),),

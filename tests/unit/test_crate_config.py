@@ -22,7 +22,7 @@ def workspace(root: Path, *, ws_meta: str = "", pkg_meta: str = "") -> Path:
     app.mkdir()
     (app / "Cargo.toml").write_text(
         '[package]\nname = "app"\nversion = "0.1.0"\n'
-        f'{pkg_meta and "[package.metadata.static-rust-kit]"}\n{pkg_meta}\n'
+        f"{pkg_meta and '[package.metadata.static-rust-kit]'}\n{pkg_meta}\n"
     )
     return app / "Cargo.toml"
 

@@ -65,3 +65,18 @@ def test_allocator_signature_found_in_a_real_file(elf_samples, tmp_path):
     assert allocator_gate(info, "jemalloc").passed
     assert not allocator_gate(info, "system").passed
     assert not allocator_gate(info, "mimalloc").passed
+
+
+def test_what_strip_removes_is_what_is_kept_beside_the_binary():
+    from kit.build.strip import is_debug_info
+
+    kept = [".debug_info", ".debug_line", ".zdebug_str", ".symtab"]
+    shipped = [".text", ".rodata", ".debug_gdb_scripts", ".gnu_debuglink", ".strtab"]
+    assert all(is_debug_info(n) for n in kept)
+    assert not any(is_debug_info(n) for n in shipped)
+
+
+def test_a_binary_with_a_symbol_table_has_something_to_strip(elf_samples):
+    from kit.build.strip import strippable_sections
+
+    assert ".symtab" in strippable_sections(elf_samples["x86_64-static"])

@@ -109,6 +109,8 @@ def plant_binary(opts: Options, data: bytes = X86_ELF, *, target=X86_64_MUSL) ->
         command="cargo zigbuild",
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
+        unstripped_size=len(data),
+        debug=None,
         duration_s=1.0,
         built_at="2026-01-01T00:00:00+00:00",
         gates=(),

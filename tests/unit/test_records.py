@@ -38,6 +38,8 @@ def build_record(**changes: object) -> BuildRecord:
         "command": "cargo zigbuild",
         "sha256": "0" * 64,
         "size": 1,
+        "unstripped_size": 1,
+        "debug": None,
         "duration_s": 1.0,
         "built_at": "2026-01-01T00:00:00+00:00",
         "gates": [{"name": "architecture", "passed": True, "detail": "EM_X86_64"}],

@@ -71,6 +71,8 @@ RECORD = BuildRecord.model_validate(
         "command": "cargo zigbuild --release",
         "sha256": "ab" * 32,
         "size": 1_000_000,
+        "unstripped_size": 1_000_000,
+        "debug": None,
         "duration_s": 10.0,
         "built_at": "2026-01-01T00:00:00+00:00",
         "gates": [],
