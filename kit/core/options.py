@@ -17,6 +17,7 @@ import difflib
 import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -36,7 +37,7 @@ ENV_PREFIX = "KIT_"
 @dataclass(frozen=True, kw_only=True)
 class Options:
     # what to build
-    manifest_path: Path = Path("rust_sample/Cargo.toml")
+    manifest_path: Path = Path("Cargo.toml")  # relative to the root, as cargo finds it
     targets: tuple[str, ...] = ("x86_64", "aarch64")
     allocators: tuple[str, ...] = ("system", "jemalloc", "mimalloc")
     backend: str = "auto"
@@ -49,7 +50,7 @@ class Options:
     # running the binary
     version_args: tuple[str, ...] = ("--version",)
     # packaging
-    image_name: str = "rust-sample"
+    image_name: str = ""  # empty: derived from the crate's name (see derive_image_name)
     registry: str = "127.0.0.1:5000"
     port: int = 8080
     health_path: str = "/healthz"
@@ -258,9 +259,30 @@ def resolve_options(
         if s.key.replace("-", "_") == "manifest_path":
             raise ConfigError(f"manifest-path cannot be set in {s.source}: it names that file.")
     values, sources = _layer([*pyproject, *crate, *env, *given])
+    if not values.get("image_name"):
+        derived = derive_image_name(manifest if manifest.is_absolute() else root / manifest)
+        values["image_name"] = derived or _oci_name(root.name)
+        sources["image_name"] = "derived from Cargo.toml" if derived else "derived from the root"
     opts = Options(**values, sources=types.MappingProxyType(sources), root=root)
     _validate(opts)
     return opts
+
+
+def derive_image_name(manifest: Path) -> str:
+    """An OCI repository name from the crate: its package name, or for a virtual workspace its
+    directory's, lowercased, with anything outside [a-z0-9._-] made a dash. "" when there is
+    no manifest to read (the task that needs it says so)."""
+    try:
+        with manifest.open("rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+    return _oci_name(str(data.get("package", {}).get("name") or manifest.resolve().parent.name))
+
+
+def _oci_name(name: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+    return cleaned or "app"
 
 
 @dataclass(frozen=True)

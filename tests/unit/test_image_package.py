@@ -76,7 +76,14 @@ def git(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
 
 def opts_in(root: Path, **flags: Any) -> Options:
     return resolve_options(
-        root, flags={"manifest_path": "Cargo.toml", "ca_bundle": False, **flags}, environ={}
+        root,
+        flags={
+            "manifest_path": "Cargo.toml",
+            "ca_bundle": False,
+            "image_name": "rust-sample",
+            **flags,
+        },
+        environ={},
     )
 
 

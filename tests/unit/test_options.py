@@ -21,7 +21,8 @@ def test_defaults_when_there_is_no_config(tmp_path: Path) -> None:
     assert opts.size_budget_mb == Options().size_budget_mb
     assert opts.registry_port == 0
     assert opts.allocator_overrides == ()
-    assert set(opts.sources.values()) == {"default"}
+    assert set(opts.sources.values()) == {"default", "derived from the root"}
+    assert opts.image_name  # no Cargo.toml there: named after the root directory
 
 
 def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
@@ -118,3 +119,14 @@ def test_options_are_frozen(tmp_path: Path) -> None:
     opts = resolve_options(tmp_path, environ={})
     with pytest.raises(AttributeError):
         opts.port = 1  # type: ignore[misc]
+
+
+def test_the_image_name_is_derived_from_the_crate_unless_set(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "My_Tool+CLI"\nversion = "1.0.0"\n')
+    opts = resolve_options(tmp_path, environ={})
+    assert (opts.image_name, opts.sources["image_name"]) == (
+        "my_tool-cli",
+        "derived from Cargo.toml",
+    )
+    opts = resolve_options(tmp_path, environ={"KIT_IMAGE_NAME": "chosen"})
+    assert opts.image_name == "chosen"
