@@ -102,3 +102,33 @@ def exit_2_on_parse_errors() -> None:
 
     parse_tasks._kit_exit_2 = True  # type: ignore[attr-defined]
     Program.parse_tasks = parse_tasks  # type: ignore[method-assign]
+
+
+class KitProgram(Program):
+    """The `static-rust-kit` console command: the kit's tasks, with exit 2 for bad flags."""
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as e:
+            raise Exit(f"error: {e}", code=2) from None
+
+
+def program() -> KitProgram:
+    from invoke.collection import Collection
+
+    import kit
+    from kit import tasks
+
+    return KitProgram(
+        namespace=Collection.from_module(tasks),
+        version=kit.__version__,
+        name="static-rust-kit",
+        binary="static-rust-kit",
+        binary_names=["static-rust-kit", "srk"],
+    )
+
+
+def main() -> None:
+    """Entry point of the `static-rust-kit` and `srk` commands (pyproject [project.scripts])."""
+    program().run()

@@ -12,20 +12,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from invoke.exceptions import Exit
+from rich.markup import escape
 
 from kit.core import console
 from kit.core.errors import CommandFailedError, Interrupted, KitError
 
 
 def report(err: KitError) -> None:
-    console.error(err.message)
+    # A message quotes user input and TOML ("[features]"): shown as text, never as markup.
+    console.error(escape(err.message))
     if isinstance(err, CommandFailedError):
         if err.argv:
-            console.info(f"[dim]command:[/dim] {shlex.join(err.argv)}")
+            console.info(f"[dim]command:[/dim] {escape(shlex.join(err.argv))}")
         if err.output:
             console.console.print(err.output, markup=False, highlight=False, style="dim")
     if err.hint:
-        console.info(f"[cyan]hint:[/cyan] {err.hint}")
+        console.info(f"[cyan]hint:[/cyan] {escape(err.hint)}")
 
 
 @contextmanager

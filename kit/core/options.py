@@ -198,6 +198,20 @@ def _check_str(v: Any) -> str:
     return v
 
 
+def find_root(start: Path) -> Path:
+    """The project root for a run started in `start`, found as cargo finds its manifest: the
+    nearest directory, from `start` upwards, whose pyproject.toml has a [tool.kit] table or
+    that holds a Cargo.toml. `start` itself when there is neither (the task then says that no
+    Cargo.toml was found)."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / "pyproject.toml").is_file() and read_pyproject(d / "pyproject.toml"):
+            return d
+        if (d / "Cargo.toml").is_file():
+            return d
+    return start
+
+
 def read_pyproject(path: Path) -> dict[str, Any]:
     """The [tool.kit] table of a pyproject.toml, or {} when there is none."""
     if not path.exists():

@@ -62,3 +62,10 @@ def test_ctrl_c_exits_130(capsys):
         raise KeyboardInterrupt
     assert e.value.code == 130
     assert "Interrupted" in capsys.readouterr().err
+
+
+def test_messages_are_shown_as_text_not_as_markup(capsys):
+    with pytest.raises(Exit), guard():
+        raise errors.ConfigError("no [features] table", hint="add it to [features]")
+    err = capsys.readouterr().err
+    assert "no [features] table" in err and "add it to [features]" in err

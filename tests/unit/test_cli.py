@@ -94,3 +94,28 @@ def test_a_task_reads_the_cargo_project_once(offline_host, capsys, argv):
     planned = [line for line in err.splitlines() if "(dry run, not started)" in line]
     assert sum("cargo metadata" in line and "--no-deps" in line for line in planned) == 1, err
     assert any(" zigbuild " in line for line in planned)
+
+
+def test_the_console_command_finds_cargo_toml_from_the_current_directory(
+    offline_host, tmp_path, monkeypatch, capsys
+):
+    from kit.cli import program as console_command
+
+    crate = tmp_path / "elsewhere" / "tool"
+    (crate / "src" / "bin").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "tool"\nversion = "0.3.0"\n')
+    (crate / "src" / "bin" / "tool.rs").write_text("fn main() {}\n")
+    monkeypatch.chdir(crate / "src" / "bin")
+    console_command().run(["srk", "--dry", "build", "-t", "aarch64", "-a", "system"], exit=False)
+    err = capsys.readouterr().err
+    builds = [line for line in err.splitlines() if " zigbuild " in line]
+    assert len(builds) == 1 and f"--manifest-path {crate / 'Cargo.toml'}" in builds[0]
+    assert f"CARGO_TARGET_DIR={crate / 'target'}" in builds[0]
+
+
+def test_the_console_command_exits_2_on_a_bad_flag(capsys):
+    from kit.cli import program as console_command
+
+    with pytest.raises(SystemExit) as e:
+        console_command().run(["srk", "build", "--bogus"])
+    assert e.value.code == 2
