@@ -40,6 +40,7 @@ SHORT_FLAGS: dict[str, str] = {
     "seed": "s",
     "only": "o",
     "json": "j",
+    "crate": "c",
 }
 
 

@@ -52,8 +52,17 @@ def _root(c: Context) -> Path:
     return Path(pinned) if pinned else find_root(Path.cwd())
 
 
-def _opts(c: Context, **flags: Any) -> Options:
-    return resolve_options(_root(c), flags={k: v for k, v in flags.items() if v is not None})
+def _opts(c: Context, crate: str | None = None, **flags: Any) -> Options:
+    """The options of this run; with `crate`, aimed at that published crate's source."""
+    opts = resolve_options(_root(c), flags={k: v for k, v in flags.items() if v is not None})
+    if crate:
+        from kit.build.published import with_crate
+
+        opts = with_crate(opts, crate)
+    return opts
+
+
+CRATE = "a published crate, NAME@VERSION (exact), fetched from crates.io by cargo and built"
 
 
 @task
@@ -82,6 +91,7 @@ def doctor(c: Context) -> None:
         "manifest-path": "Cargo.toml of the project to build (default: rust_sample)",
         "profile": "cargo profile (default: release)",
         "bin": "build only this binary (comma list)",
+        "crate": CRATE,
         "verbose": VERBOSE,
     }
 )
@@ -93,13 +103,16 @@ def build(
     manifest_path: str | None = None,
     profile: str | None = None,
     bin: str | None = None,
+    crate: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Build static binaries per target x allocator, gate them, run them, record them in dist/."""
     from kit.build.run import build_command
 
     with session(c, verbose=verbose):
-        opts = _opts(c, backend=backend, manifest_path=manifest_path, profile=profile, bins=bin)
+        opts = _opts(
+            c, crate, backend=backend, manifest_path=manifest_path, profile=profile, bins=bin
+        )
         build_command(opts, target, allocator)
 
 
@@ -120,6 +133,7 @@ def config(c: Context, json: bool = False) -> None:
         "size-budget-mb": "fail when a platform's compressed image is larger (MB)",
         "merge": "merge per-target OCI layouts (comma list or repeated) into one image",
         "bin": "the binary to package, when the project builds several",
+        "crate": CRATE,
         "verbose": VERBOSE,
     },
     iterable=["merge"],
@@ -132,13 +146,14 @@ def package(
     size_budget_mb: float | None = None,
     merge: list[str] | None = None,
     bin: str | None = None,
+    crate: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Put the static binaries in a reproducible multi-arch scratch OCI image (dist/oci/)."""
     from kit.image.command import package_command
 
     with session(c, verbose=verbose):
-        opts = _opts(c, size_budget_mb=size_budget_mb, bins=bin)
+        opts = _opts(c, crate, size_budget_mb=size_budget_mb, bins=bin)
         dirs = [Path(d) for m in merge or [] for d in m.split(",") if d]
         package_command(opts, target, allocator, check_reproducible, dirs)
 
