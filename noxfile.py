@@ -5,6 +5,7 @@ nox -s tests -- -m "not integration"
 nox -s bench                 full allocator benchmark (reports/bench/<timestamp>/)
 nox -s bench -- --quick
 nox -s lint
+nox -s matrix                the whole real-crate matrix (CI runs the x86_64 slice)
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ def tests(session: nox.Session) -> None:
     _install(session, "test", "bench")
     session.run("invoke", "setup")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11", default=False)
+def matrix(session: nox.Session) -> None:
+    """The whole matrix of the real-crate tests (CI runs a slice): every target, under qemu."""
+    _install(session, "test")
+    session.run("invoke", "setup")
+    session.run(
+        "pytest",
+        "-m",
+        "integration",
+        "tests/integration/test_crates.py",
+        *session.posargs,
+        env={"KIT_FULL_MATRIX": "1"},
+    )
 
 
 @nox.session(python="3.11", default=False)
