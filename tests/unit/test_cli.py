@@ -32,6 +32,9 @@ def offline_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # cargo-zigbuild is a console script of this interpreter's environment
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
     monkeypatch.setattr(engine, "ping", lambda: None)
+    # nothing from earlier runs in the repository's own dist/ or reports/ may answer for a task
+    for key in ("DIST_DIR", "TARGET_DIR", "REPORTS_DIR"):
+        monkeypatch.setenv(f"KIT_{key}", str(tmp_path / key.lower()))
     toolchain.rust_toolchains.cache_clear()
     yield
     toolchain.rust_toolchains.cache_clear()
@@ -106,6 +109,7 @@ def test_the_console_command_finds_cargo_toml_from_the_current_directory(
     (crate / "Cargo.toml").write_text('[package]\nname = "tool"\nversion = "0.3.0"\n')
     (crate / "src" / "bin" / "tool.rs").write_text("fn main() {}\n")
     monkeypatch.chdir(crate / "src" / "bin")
+    monkeypatch.delenv("KIT_TARGET_DIR")  # the crate's own, beside its Cargo.toml
     console_command().run(["srk", "--dry", "build", "-t", "aarch64", "-a", "system"], exit=False)
     err = capsys.readouterr().err
     builds = [line for line in err.splitlines() if " zigbuild " in line]
