@@ -41,7 +41,7 @@ def matrix(session: nox.Session) -> None:
         "integration",
         "tests/integration/test_crates.py",
         *session.posargs,
-        env={"KIT_FULL_MATRIX": "1"},
+        env={"SRK_FULL_MATRIX": "1"},
     )
 
 

@@ -16,8 +16,8 @@ from tests.integration.conftest import kit_cli
 # A CLI whose release profile (lto, one codegen unit) matches rust_sample's, so the std built
 # from source for it is shared in the repository's target dir rather than built again.
 HEXYL = ("hexyl", "0.16.0")
-# CI builds the x86_64 slice; `nox -s matrix` (KIT_FULL_MATRIX=1) adds aarch64, run under qemu.
-TARGETS = ["x86_64", "aarch64"] if os.environ.get("KIT_FULL_MATRIX") else ["x86_64"]
+# CI builds the x86_64 slice; `nox -s matrix` (SRK_FULL_MATRIX=1) adds aarch64, run under qemu.
+TARGETS = ["x86_64", "aarch64"] if os.environ.get("SRK_FULL_MATRIX") else ["x86_64"]
 EMULATOR = {"x86_64": [], "aarch64": ["qemu-aarch64-static"]}
 
 
