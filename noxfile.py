@@ -4,6 +4,7 @@ nox -s tests                 set-up, then unit and integration tests
 nox -s tests -- -m "not integration"
 nox -s bench                 full allocator benchmark (reports/bench/<timestamp>/)
 nox -s bench -- --quick
+nox -s build|package|release-check   the kit's tasks (kit/sessions.py, as a user imports them)
 nox -s lint
 nox -s matrix                the whole real-crate matrix (CI runs the x86_64 slice)
 """
@@ -11,6 +12,10 @@ nox -s matrix                the whole real-crate matrix (CI runs the x86_64 sli
 from __future__ import annotations
 
 import nox
+
+# The kit's own sessions for any project (build, bench, package, release-check), imported the
+# way a user's noxfile.py imports them: in one line.
+from kit.sessions import *  # noqa: F403
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
@@ -32,7 +37,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def matrix(session: nox.Session) -> None:
-    """The whole matrix of the real-crate tests (CI runs a slice): every target, under qemu."""
+    """The whole matrix of the real-crate and injection tests (CI runs a slice): every target."""
     _install(session, "test")
     session.run("invoke", "setup")
     session.run(
@@ -40,17 +45,10 @@ def matrix(session: nox.Session) -> None:
         "-m",
         "integration",
         "tests/integration/test_crates.py",
+        "tests/integration/test_inject.py",
         *session.posargs,
         env={"SRK_FULL_MATRIX": "1"},
     )
-
-
-@nox.session(python="3.11", default=False)
-def bench(session: nox.Session) -> None:
-    """Allocator benchmark; posargs go to `invoke bench` (e.g. -- --quick, --repetitions 7)."""
-    _install(session, "bench")
-    session.run("invoke", "setup")
-    session.run("invoke", "bench", *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -80,7 +80,7 @@ def doctor(c: Context) -> None:
     from kit.machine.doctor import show
 
     with session(c):
-        show()
+        show(_opts(c))
 
 
 @task(
@@ -88,7 +88,7 @@ def doctor(c: Context) -> None:
         "target": "x86_64|amd64, aarch64|arm64, a full triple, 'all', or a comma list",
         "allocator": "system, jemalloc, mimalloc, 'all', or a comma list",
         "backend": "auto (default), cargo, zigbuild or cross",
-        "manifest-path": "Cargo.toml of the project to build (default: rust_sample)",
+        "manifest-path": "Cargo.toml of the project to build (default: the nearest Cargo.toml)",
         "profile": "cargo profile (default: release)",
         "bin": "build only this binary (comma list)",
         "crate": CRATE,
@@ -158,13 +158,14 @@ def package(
         package_command(opts, target, allocator, check_reproducible, dirs)
 
 
-@task(help={"health-timeout": "seconds to wait for the health endpoint (default 30)"})
-def smoke(c: Context, health_timeout: float = 30.0) -> None:
-    """Load the host-arch image into Docker, run it locked down, hit it, stop it."""
+@task(help={"crate": CRATE})
+def smoke(c: Context, crate: str | None = None) -> None:
+    """Load the host-arch image into Docker, run it locked down, probe it (the crate's smoke
+    setting), stop it."""
     from kit.image.command import smoke_command
 
     with session(c):
-        smoke_command(_opts(c), float(health_timeout))
+        smoke_command(_opts(c, crate))
 
 
 @task(
@@ -174,6 +175,7 @@ def smoke(c: Context, health_timeout: float = 30.0) -> None:
         "repetitions": "fresh-process repetitions per cell (default: bench-repetitions, or "
         "bench-quick-repetitions with --quick)",
         "seed": "seed for the run order and the bootstrap (default 0)",
+        "crate": CRATE,
         "verbose": VERBOSE,
     }
 )
@@ -182,13 +184,14 @@ def bench(
     quick: bool = False,
     repetitions: int | None = None,
     seed: int | None = None,
+    crate: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Benchmark musl x system/jemalloc/mimalloc against static glibc and pick a winner."""
     from kit.bench.run import run_bench
 
     with session(c, verbose=verbose):
-        run_bench(_opts(c), quick=quick, repetitions=repetitions, seed=seed)
+        run_bench(_opts(c, crate), quick=quick, repetitions=repetitions, seed=seed)
 
 
 @task(
@@ -197,7 +200,7 @@ def bench(
         "skip": "skip these gates (comma list; replaces gates-skip from [tool.kit])",
         "target": "targets to check (default: [tool.kit] targets)",
         "allocator": "allocators to build (default: [tool.kit] allocators)",
-        "manifest-path": "Cargo.toml of the project to check (default: rust_sample)",
+        "manifest-path": "Cargo.toml of the project to check (default: the nearest Cargo.toml)",
         "size-budget-mb": "fail the size-budget gate above this compressed size (MB)",
         "verbose": VERBOSE,
     }

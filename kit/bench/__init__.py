@@ -1,10 +1,11 @@
 """`invoke bench` / `nox -s bench`: the allocator benchmark, from variants and scenarios to
 samples, statistics, the report, the charts and the winner record.
 
-- plan: settings, scenarios and the seeded, interleaved run order (pure)
+- plan: settings, the scenarios of the crate's declared workloads (kit.core.workloads) and
+  the seeded, interleaved run order (pure)
 - variants: the binaries measured, built by kit.build and described by their BuildRecords
-- stress, server, load: one run each, the `stress` micro-benchmark, the HTTP server under
-  test and the wrk load generator
+- command, server, load: one run each, a command workload's fresh process, an HTTP
+  workload's server under test and the wrk load generator
 - facts: the machine and tools recorded with every run
 - stats, analysis: medians, bootstrap intervals, rank tests, the winner rule (pure)
 - report, charts: report.md and the PNG charts

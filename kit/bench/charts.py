@@ -1,5 +1,8 @@
-"""The benchmark's PNG charts (matplotlib, Agg backend): HTTP throughput per variant and stress
-ops/s by thread count, each median with its 95% interval as error bars."""
+"""The benchmark's PNG charts (matplotlib, Agg backend), each median with its 95% interval as
+error bars: HTTP throughput per variant (http_throughput.png), and per command workload its
+measure (command_<name>.png): against its numeric parameter (threads, say) when it has one
+with several values, one panel per combination of the others; else one bar panel per
+scenario."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from kit.bench.plan import STRESS_PATTERNS
 from kit.core import fs
 
 matplotlib.use("Agg")  # files only: never a window, never a display server
@@ -43,18 +45,26 @@ def _http_panel(ax: Axes, key: str, entry: Mapping[str, Any], variants: Sequence
     )
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_title(key, fontsize=9)
-    ax.set_ylabel("requests/s (median, 95% CI)")
+    m = entry["scenario"]["measure"]
+    ax.set_ylabel(f"{m['unit'] or m['label']} (median, 95% CI)")
 
 
-def _micro_panel(
-    ax: Axes, pattern: str, micro: Sequence[Mapping[str, Any]], variants: Sequence[str]
+def x_param(entries: Sequence[Mapping[str, Any]]) -> str | None:
+    """The last integer parameter with several values: the x axis of a workload's chart."""
+    params = entries[0]["scenario"]["params"]
+    for name in reversed(list(params)):
+        values = {e["scenario"]["params"][name] for e in entries}
+        if len(values) > 1 and all(isinstance(v, int) for v in values):
+            return str(name)
+    return None
+
+
+def _series_panel(
+    ax: Axes, title: str, x: str, entries: Sequence[Mapping[str, Any]], variants: Sequence[str]
 ) -> None:
-    entries = sorted(
-        (e for e in micro if e["scenario"]["pattern"] == pattern),
-        key=lambda e: int(e["scenario"]["threads"]),
-    )
+    entries = sorted(entries, key=lambda e: int(e["scenario"]["params"][x]))
     for v in variants:
-        pts = [(e["scenario"]["threads"], e["cells"][v]) for e in entries if v in e["cells"]]
+        pts = [(e["scenario"]["params"][x], e["cells"][v]) for e in entries if v in e["cells"]]
         if not pts:
             continue
         cells = [c for _, c in pts]
@@ -66,12 +76,34 @@ def _micro_panel(
             capsize=3,
             label=v,
         )
-    ax.set_yscale("log")
-    ax.set_xlabel("threads")
-    ax.set_ylabel("ops/s (median, 95% CI, log scale)")
-    ax.set_title(f"stress --pattern {pattern}")
-    ax.set_xticks(sorted({e["scenario"]["threads"] for e in entries}))
+    medians = [c["median"] for e in entries for c in e["cells"].values()]
+    if medians and min(medians) > 0 and max(medians) / min(medians) > 10:
+        ax.set_yscale("log")
+    m = entries[0]["scenario"]["measure"]
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{m['label']} {m['unit']} (median, 95% CI)".replace("  ", " "))
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks(sorted({e["scenario"]["params"][x] for e in entries}))
     ax.legend(fontsize=8)
+
+
+def _command_figure(
+    name: str, entries: Sequence[Mapping[str, Any]], variants: Sequence[str]
+) -> Figure:
+    x = x_param(entries)
+    if x is None:  # nothing to plot against: a bar panel per scenario
+        fig, axes = plt.subplots(1, len(entries), figsize=(4 * len(entries), 4), squeeze=False)
+        for ax, e in zip(axes[0], entries, strict=True):
+            _http_panel(ax, e["scenario"]["key"], e, variants)
+        return fig
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for e in entries:
+        rest = [f"{k}={v}" for k, v in e["scenario"]["params"].items() if k != x]
+        groups.setdefault(" ".join([name, *rest]), []).append(e)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    for ax, (title, group) in zip(axes[0], groups.items(), strict=True):
+        _series_panel(ax, title, x, group, variants)
+    return fig
 
 
 def draw_charts(results: Mapping[str, Any], summary: Mapping[str, Any], out_dir: Path) -> list[str]:
@@ -86,12 +118,13 @@ def draw_charts(results: Mapping[str, Any], summary: Mapping[str, Any], out_dir:
         fig.tight_layout()
         _save(fig, out_dir / "http_throughput.png")
         written.append("http_throughput.png")
-    micro = [e for e in summary.values() if e["scenario"]["kind"] == "stress"]
-    if micro:
-        fig, axes = plt.subplots(1, len(STRESS_PATTERNS), figsize=(10, 4), squeeze=False)
-        for ax, pattern in zip(axes[0], STRESS_PATTERNS, strict=True):
-            _micro_panel(ax, pattern, micro, variants)
+    commands: dict[str, list[Mapping[str, Any]]] = {}
+    for e in summary.values():
+        if e["scenario"]["kind"] == "command" and e["cells"]:
+            commands.setdefault(e["scenario"]["workload"], []).append(e)
+    for name, entries in commands.items():
+        fig = _command_figure(name, entries, variants)
         fig.tight_layout()
-        _save(fig, out_dir / "micro_ops.png")
-        written.append("micro_ops.png")
+        _save(fig, out_dir / f"command_{name}.png")
+        written.append(f"command_{name}.png")
     return written

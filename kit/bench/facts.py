@@ -63,8 +63,11 @@ def _os_release() -> str | None:
     return None
 
 
-def tool_facts(variants: Sequence[Variant], wrk_version: str, wrk_threads: int) -> dict[str, Any]:
-    """The load generator, each libc and each variant's toolchain, from the build records."""
+def tool_facts(
+    variants: Sequence[Variant], wrk_version: str | None, wrk_threads: int
+) -> dict[str, Any]:
+    """The load generator (None without HTTP workloads), each libc and each variant's
+    toolchain, from the build records."""
     musl = next((v.record.libc for v in variants if v.is_musl), None)
     glibc = next((v.record.libc for v in variants if not v.is_musl), None)
     toolchains = {
@@ -78,7 +81,9 @@ def tool_facts(variants: Sequence[Variant], wrk_version: str, wrk_threads: int) 
         for v in variants
     }
     return {
-        "load_generator": {
+        "load_generator": None
+        if wrk_version is None
+        else {
             "name": loadgen.GENERATOR,
             "version": wrk_version,
             "threads": wrk_threads,

@@ -1,23 +1,33 @@
 """The benchmark's plan (pure): its settings, its scenarios and the order of its runs.
 
-Nothing here starts a process or reads a file, so the whole plan can be printed by a dry run
-(`invoke --dry bench`) and unit-tested.
+Scenarios come from the workloads the crate declares (the `bench-workloads` setting,
+kit.core.workloads): each HTTP workload gives one scenario per connection count, each command
+workload one per combination of its parameters. Nothing here starts a process or reads a file,
+so the whole plan can be printed by a dry run (`invoke --dry bench`) and unit-tested.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from kit.bench.variants import Variant
 from kit.core.errors import ConfigError
 from kit.core.options import Options
-
-ALLOC_ENDPOINT = "alloc"
-PLAINTEXT_ENDPOINT = "plaintext"
-STRESS_PATTERNS = ("local", "cross")
+from kit.core.workloads import (
+    EXAMPLE,
+    NPROC,
+    SECONDS,
+    THROUGHPUT,
+    BenchWorkloads,
+    CommandWorkload,
+    HttpWorkload,
+    Measure,
+    fill,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,10 +37,9 @@ class BenchSettings:
     seed: int
     http_duration_s: float
     warmup_s: float
-    stress_seconds: float
-    connections: tuple[int, ...]
+    command_seconds: float  # what `{seconds}` stands for in a command workload's argv
+    connections: tuple[int, ...]  # for HTTP workloads that name none of their own
     noise_margin: float
-    alloc_n: int = 100  # records per /api/alloc response (~20 KB of JSON, ~1000 allocations)
     wrk_threads: int = 2
     startup_timeout_s: float = 15.0
     resamples: int = 10_000  # bootstrap resamples per interval
@@ -58,7 +67,7 @@ def resolve_settings(
         seed=0 if seed is None else _int(seed, "--seed"),
         http_duration_s=min(opts.bench_duration_s, 2.0) if quick else opts.bench_duration_s,
         warmup_s=min(opts.bench_warmup_s, 1.0),
-        stress_seconds=0.5 if quick else 1.0,
+        command_seconds=0.5 if quick else 1.0,
         connections=tuple(sorted(set(opts.bench_connections))),
         noise_margin=opts.bench_noise_margin,
     )
@@ -86,34 +95,164 @@ def _positive_int(value: int | str, flag: str) -> int:
 
 
 @dataclass(frozen=True)
+class HttpSpec:
+    """What one HTTP scenario starts and what wrk sends it."""
+
+    argv: tuple[str, ...]  # the server's arguments after the binary, "{port}" still in them
+    ready_path: str | None
+    path: str
+    method: str
+    body: str | None
+    headers: dict[str, str]
+    script: str | None  # the crate's own wrk Lua script, absolute
+    custom: bool  # anything beyond a plain GET: wrk needs a generated script
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What one command scenario runs, a fresh process per run."""
+
+    argv: tuple[str, ...]  # the arguments after the binary, placeholders filled
+    stdin: str | None  # absolute path of its standard input, or None (empty)
+    regex: str | None  # where its metric is in stdout; None: the metric is its wall time
+    warmup: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
 class Scenario:
-    kind: str  # "stress" | "http"
-    key: str
-    threads: int = 0
-    pattern: str = ""
-    endpoint: str = ""
-    path: str = ""
+    kind: str  # "http" | "command"
+    key: str  # unique in a run: "http-alloc-c64", "stress-local-t1"
+    workload: str  # the name of the workload it came from
+    measure: Measure  # what it is judged by, and which way is better
+    params: dict[str, int | str] = field(default_factory=dict)  # command params | connections
+    control: bool = False  # the allocator should not matter here (a parity check)
+    decides: bool = False  # the scenario the winner rule reads (exactly one per plan)
     connections: int = 0
+    http: HttpSpec | None = None
+    command: CommandSpec | None = None
 
 
-def stress_thread_counts(cores: int) -> tuple[int, ...]:
-    """1, 2 and at least 2 x nproc threads (issue 3, scenario a)."""
-    return tuple(sorted({1, 2, max(4, 2 * cores)}))
+def no_workloads_error(crate_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"No bench workloads are declared for the crate in {crate_dir}, so there is nothing "
+        "to measure.",
+        hint="Declare at least one in its Cargo.toml (README, Benchmark), for example:\n" + EXAMPLE,
+    )
 
 
-def plan_scenarios(settings: BenchSettings, cores: int) -> tuple[Scenario, ...]:
-    out = [
-        Scenario("stress", f"stress-{p}-t{t}", threads=t, pattern=p)
-        for p in STRESS_PATTERNS
-        for t in stress_thread_counts(cores)
+def plan_scenarios(
+    workloads: BenchWorkloads, settings: BenchSettings, cores: int, crate_dir: Path
+) -> tuple[Scenario, ...]:
+    """Every scenario of the declared workloads: commands, then HTTP, in declared order; the
+    one that decides the winner marked. ConfigError when there is none, or keys collide."""
+    if workloads.empty:
+        raise no_workloads_error(crate_dir)
+    out = [s for w in workloads.command for s in _command_scenarios(w, settings, cores, crate_dir)]
+    out += [s for w in workloads.http for s in _http_scenarios(w, settings, cores, crate_dir)]
+    keys = [s.key for s in out]
+    if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ConfigError(
+            f"Bench workloads give several scenarios the key {', '.join(dupes)}.",
+            hint="Give each workload its own name, and a command workload's `key` every "
+            "parameter that has several values.",
+        )
+    decider = decision_key(workloads, out)
+    return tuple(replace(s, decides=True) if s.key == decider else s for s in out)
+
+
+def _in_crate(path: str | None, crate_dir: Path) -> str | None:
+    return None if path is None else str((crate_dir / path).resolve())
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"  # 1.0 -> "1", 0.5 -> "0.5": what a program parsing an int accepts too
+
+
+def _command_scenarios(
+    w: CommandWorkload, settings: BenchSettings, cores: int, crate_dir: Path
+) -> list[Scenario]:
+    out = []
+    for params in w.expand(cores):
+        values = {**params, NPROC: cores, SECONDS: _seconds(settings.command_seconds)}
+        spec = CommandSpec(
+            argv=tuple(fill(a, values) for a in w.argv),
+            stdin=_in_crate(w.stdin, crate_dir),
+            regex=w.metric.regex if w.metric else None,
+            warmup=w.warmup,
+            timeout_s=w.timeout_s,
+        )
+        out.append(
+            Scenario(
+                "command",
+                w.scenario_key(params),
+                w.name,
+                w.measure,
+                params,
+                control=w.is_control(params, cores),
+                command=spec,
+            )
+        )
+    return out
+
+
+def _http_scenarios(
+    w: HttpWorkload, settings: BenchSettings, cores: int, crate_dir: Path
+) -> list[Scenario]:
+    spec = HttpSpec(
+        argv=tuple(fill(a, {NPROC: cores}) for a in w.argv),
+        ready_path=w.ready_path,
+        path=w.path,
+        method=w.method,
+        body=w.body,
+        headers=dict(w.headers),
+        script=_in_crate(w.script, crate_dir),
+        custom=w.wrk_customised,
+    )
+    return [
+        Scenario(
+            "http",
+            f"http-{w.name}-c{c}",
+            w.name,
+            THROUGHPUT,
+            {"connections": c},
+            control=w.control,
+            connections=c,
+            http=spec,
+        )
+        for c in sorted(set(w.connections or settings.connections))
     ]
-    paths = {ALLOC_ENDPOINT: f"/api/alloc?n={settings.alloc_n}", PLAINTEXT_ENDPOINT: "/plaintext"}
-    out += [
-        Scenario("http", f"http-{e}-c{c}", endpoint=e, path=paths[e], connections=c)
-        for e in (ALLOC_ENDPOINT, PLAINTEXT_ENDPOINT)
-        for c in settings.connections
+
+
+def decision_key(workloads: BenchWorkloads, scenarios: Sequence[Scenario]) -> str:
+    """The scenario the winner rule reads: of the workload `decide` names (default: the first
+    HTTP workload that is not a control, else the first command workload), its last scenario
+    that is not a control: the most connections, the last parameter values."""
+    usable = [
+        w.name
+        for w in workloads.all
+        if any(s.workload == w.name and not s.control for s in scenarios)
     ]
-    return tuple(out)
+    if not usable:
+        raise ConfigError(
+            "Every bench workload is a control, so none can decide the winner.",
+            hint="Declare a workload that is not a control (control = false).",
+        )
+    name = workloads.decide or usable[0]
+    if name not in usable:
+        raise ConfigError(
+            f"bench-workloads.decide names {name!r}, whose scenarios are all controls.",
+            hint=f"Name one of: {', '.join(usable)}.",
+        )
+    return [s.key for s in scenarios if s.workload == name and not s.control][-1]
+
+
+def input_files(scenarios: Sequence[Scenario]) -> list[Path]:
+    """The crate's files the scenarios read (wrk scripts, stdin files), each once."""
+    paths = [s.http.script for s in scenarios if s.http] + [
+        s.command.stdin for s in scenarios if s.command
+    ]
+    return [Path(p) for p in dict.fromkeys(p for p in paths if p)]
 
 
 @dataclass(frozen=True)
@@ -122,10 +261,12 @@ class Run:
     rep: int
     variant: Variant
     scenario: Scenario
+    warmup: bool = False  # a command's warm-up run: run, never recorded
 
     @property
     def label(self) -> str:
-        return f"{self.variant.key} {self.scenario.key} #{self.rep + 1}"
+        which = "warm-up" if self.warmup else f"#{self.rep + 1}"
+        return f"{self.variant.key} {self.scenario.key} {which}"
 
 
 def schedule(
@@ -134,10 +275,18 @@ def schedule(
     """Randomised, interleaved order: each round runs every cell once, in a fresh shuffle.
 
     Interleaving spreads slow drift (thermal, noisy neighbours) over all cells instead of
-    loading it onto whichever cell ran last, and an interrupted run has balanced cells.
+    loading it onto whichever cell ran last, and an interrupted run has balanced cells. The
+    warm-up runs of command workloads (as hyperfine's --warmup: discarded) come first.
     """
     rng = random.Random(seed)
-    runs: list[Run] = []
+    warm = [
+        (v, s)
+        for v in variants
+        for s in scenarios
+        for _ in range(s.command.warmup if s.command else 0)
+    ]
+    rng.shuffle(warm)
+    runs: list[Run] = [Run(i, 0, v, s, warmup=True) for i, (v, s) in enumerate(warm)]
     for rep in range(repetitions):
         cells = [(v, s) for v in variants for s in scenarios]
         rng.shuffle(cells)

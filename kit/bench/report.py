@@ -1,5 +1,7 @@
 """The benchmark's report.md (pure): what was run on what, the winner and why, every cell with
-its interval, the ratios against both baselines and the single-thread parity check."""
+its interval, the ratios against both baselines and the parity check of the control scenarios.
+Every section is generic: HTTP workloads in one table, each command workload in its own, by
+the measure each declares."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 
 from kit.bench import load as loadgen
 from kit.bench import stats
-from kit.bench.analysis import decision_scenario, parity_check
+from kit.bench.analysis import decision_scenario, measure_of, parity_check
 from kit.bench.variants import BASELINE_GLIBC, BASELINE_MUSL
+from kit.core.workloads import THROUGHPUT
 
 RSS_NOTE = (
     "Peak RSS is the server's own VmHWM (/proc/<pid>/status) read just before SIGTERM; "
@@ -18,8 +21,19 @@ RSS_NOTE = (
     "spawning Python process's RSS into it across fork+exec, so it is not used.)"
 )
 PARITY_NOTE = (
-    "At one thread no lock is contended, so the allocator-lock effect cannot show "
-    "there; a benchmark that finds a large gap everywhere would be suspect."
+    "Control scenarios are those a workload declares with `control` (one thread, where no "
+    "allocator lock is contended; an endpoint that allocates next to nothing): the allocator "
+    "effect cannot show there, so musl-system and glibc-system should be at parity. A "
+    "benchmark that finds a large gap everywhere would be suspect."
+)
+COMMAND_NOTE = (
+    "Each run is a fresh process (as hyperfine runs a command), timed from spawn to exit; peak "
+    "RSS is its VmHWM sampled every few milliseconds (a lower bound), CPU its wait4 rusage."
+)
+DECIDER_NOTE = (
+    "The decision scenario is the last non-control scenario (most connections, last parameter "
+    "values) of the workload `bench-workloads.decide` names, by default the first HTTP "
+    "workload that is not a control, else the first command workload."
 )
 HTTP_HEADER = [
     "scenario",
@@ -34,15 +48,16 @@ HTTP_HEADER = [
 ]
 
 
-def _fmt_rate(x: float, metric: str) -> str:
-    if metric == "ops_per_sec":
-        return f"{x / 1e6:.2f} M"
-    return f"{x:,.0f}"
-
-
-def fmt_cell(cell: Mapping[str, Any], metric: str) -> str:
+def fmt_cell(cell: Mapping[str, Any]) -> str:
     lo, hi = cell["ci"]
-    return f"{_fmt_rate(cell['median'], metric)} [{_fmt_rate(lo, metric)}, {_fmt_rate(hi, metric)}]"
+    fmt = stats.format_value
+    return f"{fmt(cell['median'])} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def measure_line(sc: Mapping[str, Any]) -> str:
+    m = sc["measure"]
+    unit = f" in {m['unit']}" if m["unit"] else ""
+    return f"{m['label']}{unit}, {'higher' if m['higher_is_better'] else 'lower'} is better"
 
 
 def fmt_ratio(r: Mapping[str, Any] | None) -> str:
@@ -76,7 +91,7 @@ def median_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     for key, e in summary.items():
         for v, c in e["cells"].items():
             r = e["ratios"].get(BASELINE_MUSL, {}).get(v)
-            rows.append([key, v, fmt_cell(c, e["metric"]), fmt_ratio(r)])
+            rows.append([key, v, fmt_cell(c), fmt_ratio(r)])
     return rows
 
 
@@ -99,6 +114,13 @@ def _setup(results: Mapping[str, Any]) -> list[str]:
     s, m, tools = results["settings"], results["machine"], results["tools"]
     musl = tools.get("musl") or {}
     glibc = tools.get("glibc") or {}
+    wrk = tools.get("load_generator")
+    load = (
+        f"- Load generator: {wrk['version']}, {s['wrk_threads']} threads, warm-up "
+        f"{s['warmup_s']:.0f}s discarded, measured {s['http_duration_s']:.0f}s per run."
+        if wrk
+        else "- Load generator: none (no HTTP workload)."
+    )
     return [
         f"Run `{results['run']}`, started {results['started_at']}, wall time "
         f"{results.get('wall_s') or 0:.0f}s, {'quick' if s['quick'] else 'full'} mode, "
@@ -109,18 +131,33 @@ def _setup(results: Mapping[str, Any]) -> list[str]:
         f"- musl: {musl.get('version') or 'unknown version'} (from {musl.get('origin', '?')}), "
         f"malloc of musl-system: {musl.get('malloc') or 'unknown'}; "
         f"glibc: {glibc.get('version') or '?'} (static).",
-        f"- Load generator: {tools['load_generator']['version']}, {s['wrk_threads']} threads, "
-        f"warm-up {s['warmup_s']:.0f}s discarded, measured {s['http_duration_s']:.0f}s per run.",
-        f"- stress: {s['stress_seconds']}s per run; {s['repetitions']} fresh-process repetitions "
-        "per cell, cells in seeded random interleaved order.",
+        f"- Workloads: {_workloads(results['scenarios'])}.",
+        load,
+        f"- {s['repetitions']} fresh-process repetitions per cell, cells in seeded random "
+        f"interleaved order; a command's `{{seconds}}` is {s['command_seconds']:g}s.",
         "- Toolchains: "
         + "; ".join(f"{k}: {_toolchain_line(t)}" for k, t in tools["toolchains"].items()),
         "",
         "Figures are medians with 95% percentile-bootstrap confidence intervals in brackets. "
-        "Ratios are median/median (higher = faster than the baseline) with bootstrap intervals; "
-        "p is a two-sided Mann-Whitney U test.",
+        "Ratios are median/median, oriented so that above 1 is better than the baseline "
+        "(baseline/variant for a figure where lower is better, such as wall time), with "
+        "bootstrap intervals; p is a two-sided Mann-Whitney U test.",
         "",
     ]
+
+
+def _workloads(scenarios: Sequence[Mapping[str, Any]]) -> str:
+    """`alloc` (HTTP, 2 scenarios), `stress` (command, 6 scenarios, 2 controls), ..."""
+    seen: dict[str, list[Mapping[str, Any]]] = {}
+    for sc in scenarios:
+        seen.setdefault(sc["workload"], []).append(sc)
+    parts = []
+    for name, scs in seen.items():
+        kind = "HTTP" if scs[0]["kind"] == "http" else "command"
+        controls = sum(1 for sc in scs if sc.get("control"))
+        extra = f", {controls} control{'s' if controls > 1 else ''}" if controls else ""
+        parts.append(f"`{name}` ({kind}, {len(scs)} scenario{'s' if len(scs) > 1 else ''}{extra})")
+    return ", ".join(parts)
 
 
 def _significance_floor(repetitions: int) -> list[str]:
@@ -137,12 +174,18 @@ def _significance_floor(repetitions: int) -> list[str]:
 
 
 def _winner(results: Mapping[str, Any], decision: stats.Decision | None) -> list[str]:
-    lines = ["## Winner", "", f"Rule: {stats.rule_text(results['settings']['noise_margin'])}", ""]
+    key = decision_scenario(results)
+    sc = next((s for s in results["scenarios"] if s["key"] == key), None)
+    measure = measure_of(sc) if sc else THROUGHPUT
+    rule = stats.rule_text(results["settings"]["noise_margin"], measure=measure)
+    lines = ["## Winner", "", f"Rule: {rule}", ""]
+    if key is not None:
+        lines += [f"{DECIDER_NOTE} Here: `{key}` ({measure_line(sc or {})}).", ""]
     if decision is None or not results.get("complete"):
         return [*lines, "No winner: the run is incomplete.", ""]
     w = decision.winner
     lines += [
-        f"**{w.name}** ({w.allocator}, {w.triple}) — decided on `{decision_scenario(results)}`.",
+        f"**{w.name}** ({w.allocator}, {w.triple}) — decided on `{key}`.",
         "",
         decision.reason,
         "",
@@ -169,7 +212,7 @@ def _http(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
                 [
                     key,
                     v,
-                    fmt_cell(c, e["metric"]),
+                    fmt_cell(c),
                     _us(c.get("latency_p50_us")),
                     _us(c.get("latency_p99_us")),
                     f"{(c.get('peak_rss_kb') or 0) / 1024:.1f}",
@@ -178,8 +221,10 @@ def _http(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
                     str(c["n"]),
                 ]
             )
+    if not rows:
+        return []
     return [
-        "## HTTP (wrk)",
+        "## HTTP workloads (wrk)",
         "",
         loadgen.CLOSED_LOOP_NOTE,
         "",
@@ -190,13 +235,40 @@ def _http(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
     ]
 
 
-def _micro(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
-    rows = [
-        [key] + [fmt_cell(e["cells"][v], e["metric"]) if v in e["cells"] else "-" for v in variants]
-        for key, e in summary.items()
-        if e["scenario"]["kind"] == "stress"
-    ]
-    return ["## stress micro-benchmark (ops/s)", "", *_table(["scenario", *variants], rows), ""]
+def _commands(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
+    """One table per command workload: its scenarios by variant, in its own measure."""
+    by_workload: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for key, e in summary.items():
+        if e["scenario"]["kind"] == "command":
+            by_workload.setdefault(e["scenario"]["workload"], []).append((key, e))
+    if not by_workload:
+        return []
+    lines = ["## Command workloads", "", COMMAND_NOTE, ""]
+    for name, entries in by_workload.items():
+        rows = [
+            [key] + [fmt_cell(e["cells"][v]) if v in e["cells"] else "-" for v in variants]
+            for key, e in entries
+        ]
+        rss = [
+            [key]
+            + [_mib(e["cells"][v].get("peak_rss_kb")) if v in e["cells"] else "-" for v in variants]
+            for key, e in entries
+        ]
+        lines += [
+            f"### {name}: {measure_line(entries[0][1]['scenario'])}",
+            "",
+            *_table(["scenario", *variants], rows),
+            "",
+            "Peak RSS (MiB):",
+            "",
+            *_table(["scenario", *variants], rss),
+            "",
+        ]
+    return lines
+
+
+def _mib(kb: float | None) -> str:
+    return "-" if kb is None else f"{kb / 1024:.1f}"
 
 
 def _ratios(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
@@ -212,10 +284,11 @@ def _ratios(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
 
 
 def _parity(summary: Mapping[str, Any], noise_margin: float) -> list[str]:
-    lines = ["## Single-thread parity check (musl-system vs glibc-system)", "", PARITY_NOTE, ""]
+    lines = ["## Parity check of the control scenarios (musl-system vs glibc-system)", ""]
+    lines += [PARITY_NOTE, ""]
     parity = parity_check(summary, noise_margin)
     if not parity:
-        lines += ["Not measured (a baseline is missing).", ""]
+        lines += ["Not measured (no workload declares a control, or a baseline is missing).", ""]
     for p in parity:
         verdict = (
             "parity (interval overlaps the noise band)"
@@ -242,7 +315,7 @@ def render_report(
         *_significance_floor(settings["repetitions"]),
         *_winner(results, decision),
         *_http(summary, variants),
-        *_micro(summary, variants),
+        *_commands(summary, variants),
         *_ratios(summary, variants),
         *_parity(summary, settings["noise_margin"]),
     ]

@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit.bench import load as loadgen
+from kit.bench.command import run_command
 from kit.bench.facts import machine_facts, tool_facts, usable_cores
-from kit.bench.plan import BenchSettings, Run, Scenario, plan_scenarios, resolve_settings, schedule
+from kit.bench.plan import (
+    BenchSettings,
+    Run,
+    Scenario,
+    input_files,
+    plan_scenarios,
+    resolve_settings,
+    schedule,
+)
 from kit.bench.server import run_http
-from kit.bench.stress import run_stress
 from kit.bench.variants import Variant, build_variants, planned_keys
 from kit.core import console, fs, runner
-from kit.core.errors import BenchError, ToolMissingError
+from kit.core.errors import BenchError, ConfigError, ToolMissingError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.records import write_record
@@ -30,7 +38,7 @@ from kit.core.records import write_record
 if TYPE_CHECKING:
     from kit.bench.stats import Decision
 
-RESULTS_SCHEMA = 2
+RESULTS_SCHEMA = 3  # 3: scenarios come from the crate's workloads (kind "http" | "command")
 BENCH_EXTRAS = ("numpy", "scipy", "matplotlib")
 INSTALL_EXTRAS = 'python3 -m pip install -e ".[bench]"'
 
@@ -71,10 +79,35 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_one(run: Run, settings: BenchSettings) -> dict[str, Any]:
-    if run.scenario.kind == "stress":
-        return run_stress(run.variant, run.scenario, settings)
-    return run_http(run.variant, run.scenario, settings)
+def run_one(run: Run, settings: BenchSettings, run_dir: Path) -> dict[str, Any]:
+    sc = run.scenario
+    if sc.http is not None:
+        return run_http(
+            run.variant,
+            sc,
+            settings,
+            loadgen.scenario_script(sc.http, sc.workload, run_dir / "wrk"),
+        )
+    return run_command(run.variant, sc, settings)
+
+
+def scenarios_for(opts: Options, settings: BenchSettings) -> tuple[Scenario, ...]:
+    """The crate's declared workloads as scenarios; ConfigError when there are none."""
+    return plan_scenarios(opts.bench_workloads, settings, usable_cores(), opts.manifest.parent)
+
+
+def check_inputs(scenarios: Sequence[Scenario]) -> None:
+    """Every file a workload names exists, before minutes of building."""
+    missing = [p for p in input_files(scenarios) if not p.is_file()]
+    if missing:
+        raise ConfigError(
+            f"A bench workload names a file that does not exist: {', '.join(map(str, missing))}.",
+            hint="`script` and `stdin` are relative to the crate's directory.",
+        )
+
+
+def needs_wrk(scenarios: Sequence[Scenario]) -> bool:
+    return any(s.http is not None for s in scenarios)
 
 
 def write_outputs(opts: Options, run_dir: Path, results: dict[str, Any]) -> Decision | None:
@@ -111,7 +144,7 @@ def new_results(
     variants: Sequence[Variant],
     scenarios: Sequence[Scenario],
     planned_runs: int,
-    wrk_version: str,
+    wrk_version: str | None,
 ) -> dict[str, Any]:
     """The results document before its first sample (results.json's shape)."""
     paths = Paths.of(opts)
@@ -128,20 +161,35 @@ def new_results(
         "machine": machine_facts(),
         "tools": tool_facts(variants, wrk_version, settings.wrk_threads),
         "variants": [v.describe(paths) for v in variants],
-        "scenarios": [asdict(s) for s in scenarios],
+        "scenarios": [scenario_doc(s, paths) for s in scenarios],
         "planned_runs": planned_runs,
         "samples_per_cell": settings.repetitions,
         "samples": [],
     }
 
 
-def measure(runs: Sequence[Run], settings: BenchSettings, results: dict[str, Any]) -> None:
-    """Every run in its scheduled order, each sample appended to results as it arrives."""
+def scenario_doc(scenario: Scenario, paths: Paths) -> dict[str, Any]:
+    """A scenario as results.json records it (the crate's files relative to the project)."""
+    doc = asdict(scenario)
+    for part, key in (("command", "stdin"), ("http", "script")):
+        if doc[part] and doc[part][key]:
+            doc[part][key] = paths.relative(Path(doc[part][key]))
+    return doc
+
+
+def measure(
+    runs: Sequence[Run], settings: BenchSettings, results: dict[str, Any], run_dir: Path
+) -> None:
+    """Every run in its scheduled order, each sample appended to results as it arrives
+    (a warm-up run is run and dropped)."""
     with console.step("benchmark"), console.steps("benchmark", len(runs)) as progress:
         for run in runs:
             progress.start(run.label)
             at = _now()
-            metrics = run_one(run, settings)
+            metrics = run_one(run, settings, run_dir)
+            if run.warmup:
+                progress.done(run.label)
+                continue
             results["samples"].append(
                 {
                     "variant": run.variant.key,
@@ -158,18 +206,19 @@ def measure(runs: Sequence[Run], settings: BenchSettings, results: dict[str, Any
 
 def show_plan(opts: Options, settings: BenchSettings, variants: Sequence[Variant] | None) -> None:
     """A dry run: the variants, scenarios and run count, and the build commands; nothing runs."""
-    keys = planned_keys() if variants is None else [v.key for v in variants]
-    scenarios = plan_scenarios(settings, usable_cores())
+    keys = planned_keys(opts) if variants is None else [v.key for v in variants]
+    scenarios = scenarios_for(opts, settings)
     runs = len(keys) * len(scenarios) * settings.repetitions
     console.info(f"variants: {', '.join(keys)}")
     console.info(f"scenarios: {', '.join(s.key for s in scenarios)}")
+    console.info(f"the winner is decided on: {next(s.key for s in scenarios if s.decides)}")
     console.info(
         f"{len(keys)} variants x {len(scenarios)} scenarios x {settings.repetitions} "
         f"repetitions = {runs} runs, each in a fresh process (dry run: none started)"
     )
     if missing := missing_extras():
         console.warn(extras_error(missing).message)
-    if runner.which("wrk") is None:
+    if needs_wrk(scenarios) and runner.which("wrk") is None:
         console.warn(f"wrk is not on PATH ({runner.INSTALL_HINTS['wrk']})")
     if variants is None:
         with console.step("build the benchmark variants"):
@@ -197,23 +246,26 @@ def run_bench(
     if runner.is_dry():
         show_plan(opts, settings, variants)
         return None
-    wrk_version = loadgen.wrk_version()  # fails early (ToolMissingError) if wrk is missing
+    scenarios = scenarios_for(opts, settings)  # a config error shows before anything is built
+    check_inputs(scenarios)
+    # wrk only when there is HTTP to load; it fails early (ToolMissingError) if missing
+    wrk_version = loadgen.wrk_version() if needs_wrk(scenarios) else None
     if variants is None:
         with console.step("build the benchmark variants"):
             variants = build_variants(opts)
     if not variants:
         raise BenchError("No benchmark variant was built, so there is nothing to measure.")
-    scenarios = plan_scenarios(settings, usable_cores())
     runs = schedule(variants, scenarios, settings.repetitions, settings.seed)
     run_dir = new_run_dir(opts)
-    results = new_results(opts, run_dir, settings, variants, scenarios, len(runs), wrk_version)
+    measured = sum(not r.warmup for r in runs)
+    results = new_results(opts, run_dir, settings, variants, scenarios, measured, wrk_version)
     console.info(
         f"{len(variants)} variants x {len(scenarios)} scenarios x "
-        f"{settings.repetitions} repetitions = {len(runs)} runs -> {results['run']}"
+        f"{settings.repetitions} repetitions = {measured} runs -> {results['run']}"
     )
     started = time.monotonic()
     try:
-        measure(runs, settings, results)
+        measure(runs, settings, results, run_dir)
         results["complete"] = True
     except BaseException as exc:
         _keep_incomplete(opts, run_dir, results, started, exc)

@@ -1,25 +1,29 @@
-"""The server under test: `rust_sample serve`, started fresh for each HTTP run, loaded with wrk,
-stopped with SIGTERM and reaped for its own peak RSS and CPU time."""
+"""The server of an HTTP workload: the variant's binary started fresh for each HTTP run with the
+workload's arguments, loaded with wrk, stopped with SIGTERM and reaped for its own peak RSS and
+CPU time."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kit.bench import load as loadgen
 from kit.bench.plan import BenchSettings, Scenario
 from kit.bench.variants import Variant
 from kit.core import runner
 from kit.core.errors import BenchError
+from kit.core.workloads import PORT, fill
 
 if TYPE_CHECKING:
     from plumbum.machines.base import PopenWithAddons
@@ -43,6 +47,10 @@ def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
                 "server cannot listen there.",
                 hint="Stop whatever listens there (`ss -ltnp`) and run the benchmark again.",
             ) from None
+
+
+# A server stopped by SIGTERM exits 0 (it handles the signal) or dies of it (it does not).
+CLEAN_EXITS = (0, -signal.SIGTERM, 128 + signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -76,18 +84,30 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 
 class Server:
-    """`rust_sample serve` on a loopback port, as a context manager that never leaks it.
+    """A workload's server on a loopback port, as a context manager that never leaks it.
 
-    The server is the kit's direct child, so os.wait4 returns its own rusage: peak RSS
-    (ru_maxrss) and CPU time. Leaving the block kills and reaps it whatever happened.
+    The server is the kit's direct child, so os.wait4 returns its own rusage (CPU time). Its
+    output goes to unnamed temporary files, so a chatty server never blocks on a full pipe.
+    Leaving the block kills and reaps it whatever happened.
     """
 
-    def __init__(self, binary: Path, port: int, *, startup_timeout_s: float = 15.0) -> None:
-        self.binary = binary
+    def __init__(
+        self,
+        argv: Sequence[str | Path],
+        port: int,
+        *,
+        ready_path: str | None = None,
+        startup_timeout_s: float = 15.0,
+    ) -> None:
+        self.argv = [fill(str(a), {PORT: port}) for a in argv]
+        self.name = Path(self.argv[0]).name
         self.port = port
+        self.ready_path = ready_path
         self.startup_timeout_s = startup_timeout_s
         self.proc: PopenWithAddons[Any] | None = None
         self.usage: ServerUsage | None = None
+        self._out: IO[bytes] | None = None
+        self._err: IO[bytes] | None = None
 
     @property
     def base_url(self) -> str:
@@ -100,80 +120,81 @@ class Server:
 
     def __enter__(self) -> Server:
         ensure_port_free(self.port)
-        self.proc = runner.spawn(
-            [self.binary, "serve", "--bind", "127.0.0.1", "--port", str(self.port)]
-        )
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:
-            self._wait_listening()
-            self._wait_healthy()
+            self.proc = runner.spawn(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._out.fileno(),
+                stderr=self._err.fileno(),
+            )
+            self._wait_ready()
         except BaseException:
-            self._kill()
+            self.__exit__()
             raise
         return self
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        return {"PORT": str(self.port)}  # as the image sets it: a server may read it instead
+
     def __exit__(self, *exc: object) -> None:
         self._kill()
+        for f in (self._out, self._err):
+            if f is not None:
+                f.close()
 
-    def _stderr(self) -> str:
-        if self.proc is None or self.proc.stderr is None:
-            return ""
+    def output(self) -> str:
+        """The tail of what the server printed (stderr first), for messages."""
+        parts = []
+        for f in (self._err, self._out):
+            if f is not None and not f.closed:
+                f.seek(0)
+                parts.append(f.read().decode(errors="replace").strip())
+        return "\n".join(p for p in parts if p)[-500:]
+
+    def _ready(self) -> str | None:
+        """None when ready; else why not yet."""
+        if self.ready_path is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return None
+            except OSError as e:
+                return e.strerror or str(e)
         try:
-            return bytes(self.proc.stderr.read()).decode(errors="replace").strip()
-        except (OSError, ValueError):
-            return ""
+            with urllib.request.urlopen(self.base_url + self.ready_path, timeout=1) as resp:
+                return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+        except urllib.error.HTTPError as e:
+            return f"HTTP {e.code}"
+        except (urllib.error.URLError, OSError) as e:
+            return str(getattr(e, "reason", e))
 
-    def _wait_listening(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"listening on" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BenchError(
-                        f"{self.binary.name} did not print `listening on` within "
-                        f"{self.startup_timeout_s:.0f}s."
-                    )
-                if not sel.select(timeout=min(left, 0.5)):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:  # EOF: the server exited before it was listening
-                    raise self._exited_early()
-                buf += chunk
-
-    def _exited_early(self) -> BenchError:
-        usage = self._reap(timeout=5)
-        err = self._stderr()
-        if usage is not None and usage.exit_code == 3:
-            return BenchError(
-                f"{self.binary.name} could not bind 127.0.0.1:{self.port} (exit 3): "
-                f"{err or 'port in use'}",
-                hint="Another process took the port; run the benchmark again.",
-            )
-        code = usage.exit_code if usage else "unknown"
-        return BenchError(
-            f"{self.binary.name} serve exited (code {code}) before listening: {err or 'no message'}"
-        )
-
-    def _wait_healthy(self) -> None:
-        url = f"{self.base_url}/healthz"
+    def _wait_ready(self) -> None:
+        """Until the ready path answers 2xx (or the port accepts a connection)."""
+        what = f"{self.base_url}{self.ready_path}" if self.ready_path else f"port {self.port}"
         deadline = time.monotonic() + self.startup_timeout_s
         last = "no answer"
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-                    last = f"HTTP {resp.status}"
-            except (urllib.error.URLError, OSError) as e:
-                last = str(getattr(e, "reason", e))
+            if (why := self._ready()) is None:
+                return
+            last = why
             if self.proc is not None and self.proc.poll() is not None:
-                break
+                raise self._exited_early()
             time.sleep(0.05)
         raise BenchError(
-            f"{self.binary.name} did not answer {url} within "
-            f"{self.startup_timeout_s:.0f}s ({last})."
+            f"{self.name} did not answer {what} within {self.startup_timeout_s:.0f}s ({last}).",
+            hint=f"Does the workload's argv make it listen on {{port}} (or $PORT)? "
+            f"It printed: {self.output() or 'nothing'}",
+        )
+
+    def _exited_early(self) -> BenchError:
+        usage = self._reap(timeout=5)
+        code = usage.exit_code if usage else "unknown"
+        return BenchError(
+            f"{self.name} exited (code {code}) before it was ready: "
+            f"{self.output() or 'no message'}",
+            hint="If the port was taken meanwhile, run the benchmark again.",
         )
 
     def _reap(self, timeout: float) -> ServerUsage | None:
@@ -209,11 +230,12 @@ class Server:
         usage = self._reap(timeout)
         if usage is None:
             self._kill()
-            raise BenchError(f"{self.binary.name} did not exit within {timeout:.0f}s of SIGTERM.")
-        if usage.exit_code != 0:
+            raise BenchError(f"{self.name} did not exit within {timeout:.0f}s of SIGTERM.")
+        # A clean exit, or death by the SIGTERM itself (a server without a handler for it).
+        if usage.exit_code not in CLEAN_EXITS:
             raise BenchError(
-                f"{self.binary.name} exited with code {usage.exit_code} on SIGTERM: "
-                f"{self._stderr() or 'no message'}"
+                f"{self.name} exited with code {usage.exit_code} on SIGTERM: "
+                f"{self.output() or 'no message'}"
             )
         return usage
 
@@ -225,15 +247,22 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             self._reap(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
-def run_http(variant: Variant, scenario: Scenario, settings: BenchSettings) -> dict[str, Any]:
-    """One fresh server: warm-up run (discarded), measured run, SIGTERM, rusage."""
-    with Server(variant.binary, free_port(), startup_timeout_s=settings.startup_timeout_s) as srv:
-        url = srv.base_url + scenario.path
+def run_http(
+    variant: Variant, scenario: Scenario, settings: BenchSettings, script: Path
+) -> dict[str, Any]:
+    """One fresh server: warm-up run (discarded), measured run, SIGTERM, rusage. `script` is
+    the wrk Lua script for the scenario (kit.bench.load.scenario_script)."""
+    spec = scenario.http
+    assert spec is not None  # an HTTP scenario carries its server and request
+    with Server(
+        [variant.binary, *spec.argv],
+        free_port(),
+        ready_path=spec.ready_path,
+        startup_timeout_s=settings.startup_timeout_s,
+    ) as srv:
+        url = srv.base_url + spec.path
         warm_requests = 0
         if settings.warmup_s > 0:
             warm, _ = loadgen.run_wrk(
@@ -241,6 +270,7 @@ def run_http(variant: Variant, scenario: Scenario, settings: BenchSettings) -> d
                 connections=scenario.connections,
                 duration_s=settings.warmup_s,
                 threads=settings.wrk_threads,
+                script=script,
             )
             warm_requests = warm.requests
         result, _ = loadgen.run_wrk(
@@ -248,6 +278,7 @@ def run_http(variant: Variant, scenario: Scenario, settings: BenchSettings) -> d
             connections=scenario.connections,
             duration_s=settings.http_duration_s,
             threads=settings.wrk_threads,
+            script=script,
         )
         hwm = srv.vm_hwm_kb()  # before SIGTERM: shutdown allocates next to nothing
         usage = srv.stop()

@@ -10,11 +10,13 @@ distribution either (issue 3, "Rigour").
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import mannwhitneyu
+
+from kit.core.workloads import THROUGHPUT, Measure
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_CONFIDENCE = 0.95
@@ -136,18 +138,37 @@ def min_p_value(n_a: int, n_b: int) -> float:
 # --- the winner rule (issue 3, "Rigour") ------------------------------------------------------
 
 WINNER_RULE = (
-    "Among the musl variants, the winner is the one with the highest median HTTP throughput on "
-    "the allocation-heavy endpoint, if its lead over every other musl variant is significant "
-    "(two-sided Mann-Whitney U, p < {alpha}) and larger than the noise margin ({margin:.0%}). "
-    "Variants whose gap to the leader fails either test are tied with it; a tie is broken by "
-    "lower median peak RSS of the server, then by smaller binary. With too few repetitions for "
-    "the test to ever reach p < {alpha} (fewer than 4 per variant), significance cannot be "
-    "tested: the noise margin alone decides, and no winner is called outright."
+    "Among the musl variants, the winner is the one with the best median {figure} ({better} is "
+    "better) on the decision scenario, if its lead over every other musl variant is "
+    "significant (two-sided Mann-Whitney U, p < {alpha}) and larger than the noise margin "
+    "({margin:.0%}). Variants whose gap to the leader fails either test are tied with it; a tie "
+    "is broken by lower median peak RSS (of the server, or of the command's process), then by "
+    "smaller binary. With too few repetitions for the test to ever reach p < {alpha} (fewer "
+    "than 4 per variant), significance cannot be tested: the noise margin alone decides, and "
+    "no winner is called outright."
 )
 
 
-def rule_text(noise_margin: float, alpha: float = DEFAULT_ALPHA) -> str:
-    return WINNER_RULE.format(alpha=alpha, margin=noise_margin)
+def rule_text(
+    noise_margin: float, alpha: float = DEFAULT_ALPHA, measure: Measure = THROUGHPUT
+) -> str:
+    return WINNER_RULE.format(
+        figure=measure.label,
+        better="higher" if measure.higher_is_better else "lower",
+        alpha=alpha,
+        margin=noise_margin,
+    )
+
+
+def format_value(x: float, unit: str = "") -> str:
+    """A measured figure for a sentence or a table cell: 12.35 M, 10,255, 0.482."""
+    if abs(x) >= 1e6:
+        text = f"{x / 1e6:.2f} M"
+    elif abs(x) >= 100:
+        text = f"{x:,.0f}"
+    else:
+        text = f"{x:.3g}"
+    return f"{text} {unit}".strip() if unit else text
 
 
 @dataclass(frozen=True)
@@ -157,8 +178,8 @@ class Candidate:
     name: str  # the variant key, e.g. "musl-mimalloc"
     allocator: str
     triple: str
-    throughput: tuple[float, ...]  # requests/s, one per repetition
-    peak_rss_kb: tuple[float, ...]  # the server's ru_maxrss, one per repetition
+    values: tuple[float, ...]  # the decision scenario's figure, one per repetition
+    peak_rss_kb: tuple[float, ...]  # peak RSS, one per repetition (may be empty: unknown)
     binary_size: int
 
 
@@ -167,7 +188,7 @@ class Gap:
     """The leader against one other candidate."""
 
     other: str
-    lead: float  # median(leader) / median(other) - 1
+    lead: float  # how much better the leader's median is, as a fraction of the other's
     test: RankTest
     decisive: bool  # significant (where testable) AND lead > margin
     testable: bool = True  # the sample sizes allow p < alpha at all
@@ -185,13 +206,14 @@ class Gap:
 @dataclass(frozen=True)
 class Decision:
     winner: Candidate
-    outright: bool  # True: won on throughput; False: won a tie-break
+    outright: bool  # True: won on the figure; False: won a tie-break
     tied: tuple[str, ...]  # candidates inside the margin (the winner among them), by name
-    leader: str  # highest median throughput
+    leader: str  # best median figure
     gaps: tuple[Gap, ...]
     reason: str
     rule: str
     medians: Mapping[str, dict[str, float]] = field(default_factory=dict)
+    measure: Measure = THROUGHPUT
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -204,6 +226,7 @@ class Decision:
             "gaps": [g.as_dict() for g in self.gaps],
             "reason": self.reason,
             "rule": self.rule,
+            "measure": asdict(self.measure),
             "medians": {k: dict(v) for k, v in self.medians.items()},
         }
 
@@ -212,20 +235,28 @@ def _mb(kb: float) -> str:
     return f"{kb / 1024:.1f} MiB"
 
 
+def lead_of(best: float, other: float, higher_is_better: bool) -> float:
+    """How much better `best` is than `other`: 0.1 = 10% more throughput, or 10% more of the
+    other's time (other / best - 1 when lower is better)."""
+    num, den = (best, other) if higher_is_better else (other, best)
+    return num / den - 1 if den else float("inf")
+
+
 def _gaps(
     leader: Candidate,
     others: Sequence[Candidate],
     med: Mapping[str, float],
     noise_margin: float,
     alpha: float,
+    higher_is_better: bool,
 ) -> list[Gap]:
     gaps = []
     for other in others:
-        lead = med[leader.name] / med[other.name] - 1 if med[other.name] else float("inf")
-        test = mann_whitney(leader.throughput, other.throughput)
+        lead = lead_of(med[leader.name], med[other.name], higher_is_better)
+        test = mann_whitney(leader.values, other.values)
         # Where p < alpha is unreachable (quick runs), a failed test says nothing about the
         # gap: counting it as a tie would let a variant several times slower win on RSS.
-        testable = min_p_value(len(leader.throughput), len(other.throughput)) < alpha
+        testable = min_p_value(len(leader.values), len(other.values)) < alpha
         significant = test.significant(alpha) if testable else True
         gaps.append(Gap(other.name, lead, test, significant and lead > noise_margin, testable))
     return gaps
@@ -240,13 +271,20 @@ def _caveat(n: int, noise_margin: float) -> str:
 
 
 def _outright_reason(
-    leader: Candidate, gaps: Sequence[Gap], rps: float, noise_margin: float, alpha: float
+    leader: Candidate,
+    gaps: Sequence[Gap],
+    value: float,
+    measure: Measure,
+    noise_margin: float,
+    alpha: float,
 ) -> str:
     if not gaps:
         return f"{leader.name} is the only musl variant measured."
     closest = gaps[0]
+    best = "highest" if measure.higher_is_better else "lowest"
     return (
-        f"{leader.name} has the highest median throughput ({rps:,.0f} req/s), "
+        f"{leader.name} has the {best} median {measure.label} "
+        f"({format_value(value, measure.unit)}), "
         f"{closest.lead:.1%} ahead of the next best, {closest.other} "
         + (
             f"(p = {closest.test.p_value:.3g} < {alpha}, lead > {noise_margin:.0%} margin)."
@@ -284,40 +322,62 @@ def decide_winner(
     *,
     noise_margin: float,
     alpha: float = DEFAULT_ALPHA,
+    measure: Measure = THROUGHPUT,
 ) -> Decision:
-    """Apply the winner rule. Deterministic: equal inputs give the same decision."""
+    """Apply the winner rule to `measure`'s values. Deterministic: equal inputs give the same
+    decision."""
     if not candidates:
         raise ValueError("decide_winner needs at least one candidate")
-    med = {c.name: median(c.throughput) for c in candidates}
-    rss = {c.name: median(c.peak_rss_kb) for c in candidates}
-    # Sort by throughput, name as a stable last resort so the result never depends on order.
-    ranked = sorted(candidates, key=lambda c: (-med[c.name], c.name))
+    up = measure.higher_is_better
+    med = {c.name: median(c.values) for c in candidates}
+    # Unknown peak RSS (no sample) ranks as equal, so the binary size breaks the tie.
+    rss = {c.name: median(c.peak_rss_kb) if c.peak_rss_kb else 0.0 for c in candidates}
+    # Best first, name as a stable last resort so the result never depends on order.
+    ranked = sorted(candidates, key=lambda c: (-med[c.name] if up else med[c.name], c.name))
     leader = ranked[0]
-    gaps = _gaps(leader, ranked[1:], med, noise_margin, alpha)
+    gaps = _gaps(leader, ranked[1:], med, noise_margin, alpha, up)
     untestable = any(not g.testable for g in gaps)
-    caveat = _caveat(len(leader.throughput), noise_margin) if untestable else ""
+    caveat = _caveat(len(leader.values), noise_margin) if untestable else ""
     tied = [leader] + [c for c, g in zip(ranked[1:], gaps, strict=True) if not g.decisive]
     medians = {
         c.name: {
-            "throughput_rps": med[c.name],
+            measure.name: med[c.name],
             "peak_rss_kb": rss[c.name],
             "binary_size": float(c.binary_size),
         }
         for c in candidates
     }
-    rule = rule_text(noise_margin, alpha)
+    rule = rule_text(noise_margin, alpha, measure)
     if len(tied) == 1:
-        reason = _outright_reason(leader, gaps, med[leader.name], noise_margin, alpha) + caveat
+        reason = (
+            _outright_reason(leader, gaps, med[leader.name], measure, noise_margin, alpha) + caveat
+        )
         return Decision(
-            leader, not untestable, (leader.name,), leader.name, tuple(gaps), reason, rule, medians
+            leader,
+            not untestable,
+            (leader.name,),
+            leader.name,
+            tuple(gaps),
+            reason,
+            rule,
+            medians,
+            measure,
         )
     winner = min(tied, key=lambda c: (rss[c.name], c.binary_size, c.name))
     reason = (
-        f"Tie on throughput between {', '.join(c.name for c in tied)}: leader {leader.name} "
-        f"({med[leader.name]:,.0f} req/s), "
+        f"Tie on {measure.label} between {', '.join(c.name for c in tied)}: leader "
+        f"{leader.name} ({format_value(med[leader.name], measure.unit)}), "
         + _tie_reason(tied, winner, gaps, rss, noise_margin, alpha)
         + caveat
     )
     return Decision(
-        winner, False, tuple(c.name for c in tied), leader.name, tuple(gaps), reason, rule, medians
+        winner,
+        False,
+        tuple(c.name for c in tied),
+        leader.name,
+        tuple(gaps),
+        reason,
+        rule,
+        medians,
+        measure,
     )

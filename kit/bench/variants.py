@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.build.record import BuildRecord
-from kit.core.allocators import JEMALLOC, MIMALLOC, SYSTEM, Allocator, parse_allocator
+from kit.core.allocators import SYSTEM, Allocator, parse_allocator, parse_allocators
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.targets import Target, host_target, parse_target
@@ -61,17 +61,18 @@ def variant_key(target: Target, allocator: Allocator) -> str:
     return f"{'glibc' if target.libc == 'gnu' else 'musl'}-{allocator.name}"
 
 
-def variant_matrix() -> list[tuple[Target, tuple[Allocator, ...]]]:
-    """What to build: musl with each allocator, glibc (static, +crt-static) with its own malloc.
-
-    snmalloc is not offered by the kit's allocator table, so it is not measured.
+def variant_matrix(opts: Options) -> list[tuple[Target, tuple[Allocator, ...]]]:
+    """What to build: musl with each configured allocator (the `allocators` setting: a crate
+    that offers only some of them says so there), glibc (static, +crt-static) with its own
+    malloc. musl with the system allocator is always built: it is a baseline.
     """
-    return [(host_target("musl"), (SYSTEM, JEMALLOC, MIMALLOC)), (host_target("gnu"), (SYSTEM,))]
+    musl = tuple(dict.fromkeys((SYSTEM, *parse_allocators(opts.allocators))))
+    return [(host_target("musl"), musl), (host_target("gnu"), (SYSTEM,))]
 
 
-def planned_keys() -> list[str]:
+def planned_keys(opts: Options) -> list[str]:
     """The variant keys `build_variants` will produce, known before anything is built."""
-    return [variant_key(t, a) for t, allocs in variant_matrix() for a in allocs]
+    return [variant_key(t, a) for t, allocs in variant_matrix(opts) for a in allocs]
 
 
 def variants_from_records(records: Sequence[BuildRecord], opts: Options) -> list[Variant]:
@@ -96,6 +97,6 @@ def build_variants(opts: Options) -> list[Variant]:
 
     project = read_project(opts.manifest)
     records: list[BuildRecord] = []
-    for target, allocs in variant_matrix():
+    for target, allocs in variant_matrix(opts):
         records += build_matrix(opts, project, (target,), allocs)
     return variants_from_records(records, opts)

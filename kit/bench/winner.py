@@ -38,6 +38,13 @@ class WinnerMetrics(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     scenario: str
+    # The decision scenario's measure (kit.core.workloads.Measure): "throughput_rps" for an
+    # HTTP workload, "wall_s" or the metric a command prints for a command workload. Its
+    # median and interval are kept in the throughput_* fields, so schema 2 (and the committed
+    # bench/baseline.json, an HTTP decision) reads as before; the ratios are always oriented
+    # so that above 1 is better than the baseline, whichever way the measure goes.
+    metric: str = "throughput_rps"
+    higher_is_better: bool = True
     throughput_rps: float
     throughput_ci95: tuple[float, float]
     latency_p50_us: float | None = None

@@ -89,11 +89,18 @@ def fetch_crate(opts: Options, spec: str) -> Path:
 
 def with_crate(opts: Options, spec: str) -> Options:
     """`opts` aimed at the published crate: its manifest, and its name for the image unless
-    an image name was chosen."""
+    an image name was chosen (by pyproject, the environment or a flag)."""
     manifest = fetch_crate(opts, spec)
     sources = dict(opts.sources)
     sources["manifest_path"] = f"--crate {spec}"
     changes: dict[str, object] = {"manifest_path": manifest}
+    # What the replaced crate's own Cargo.toml said (its smoke probes, image name, ...) is not
+    # the published crate's: back to the defaults (labels from kit.core.crate_config).
+    defaults = Options()
+    for name, source in opts.sources.items():
+        if source.endswith((" [package.metadata]", " [workspace.metadata]")):
+            changes[name] = getattr(defaults, name)
+            sources[name] = "derived" if name == "image_name" else "default"
     if sources.get("image_name", "").startswith("derived"):
         changes["image_name"] = derive_image_name(manifest) or opts.image_name
         sources["image_name"] = f"derived from --crate {spec}"

@@ -52,9 +52,17 @@ class DebugFile(_Part):
     size: int
 
 
+class InjectedFacts(_Part):
+    """The allocator put on the link line of an unchanged crate (kit.build.inject)."""
+
+    source: str  # the pinned crate it was built from: "libmimalloc-sys 0.1.49", ...
+    file: str  # mimalloc.o | libjemalloc.a
+    sha256: str
+
+
 class BuildRecord(Record):
     KIND = "static-rust-kit/build-record"
-    VERSION = 2
+    VERSION = 3
     TITLE = "build record"
 
     name: str
@@ -63,13 +71,15 @@ class BuildRecord(Record):
     arch: str
     oci_platform: str
     allocator: str  # what was asked for
-    allocator_linked: str  # what the gates found (differs only for an allocator override)
+    allocator_linked: str  # what the gates expect and found (the crate's own, when it chose)
+    allocator_route: str  # libc | feature | injected | crate (kit.core.allocators.Route)
+    injected: InjectedFacts | None = None
     backend: str
     toolchain: ToolchainFacts
     zig: str | None
     cargo_zigbuild: str | None
     libc: LibcFacts
-    std: str  # prebuilt | build-std
+    std: str  # prebuilt | cached-sysroot (from source, once, kit.build.sysroot) | build-std
     profile: str
     command: str
     sha256: str  # of the binary as shipped (stripped)

@@ -7,33 +7,39 @@ after every gate and the smoke run passed, and it is copied there atomically wit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.build import toolchain
+from kit.build import sysroot, toolchain
 from kit.build.elf import GateResult, allocator_gate, read_elf, require, static_gates
-from kit.build.plan import BuildPlan, check_project, plan_matrix, resolve_matrix
+from kit.build.inject import Injection, injection
+from kit.build.live import live_gate
+from kit.build.plan import BuildPlan, check_project, plan_matrix, relink, resolve_matrix
 from kit.build.project import Project, read_project
 from kit.build.record import (
     BuildRecord,
     DebugFile,
     GateCheck,
+    InjectedFacts,
     LibcFacts,
     SmokeFacts,
     ToolchainFacts,
     write_build_record,
 )
-from kit.build.smoke import SmokeResult, check_report, smoke_version
+from kit.build.smoke import SmokeResult, check_report, smoke_binary
 from kit.build.strip import Split, split_debug
 from kit.core import console, fs, runner
-from kit.core.allocators import Allocator
+from kit.core.allocators import SYSTEM, Allocator, Route
 from kit.core.errors import CommandFailedError, GateError
 from kit.core.options import Options
 from kit.core.paths import Paths
+from kit.core.probes import Smoke
 from kit.core.targets import Target
 
 
@@ -73,15 +79,25 @@ def libc_of(plan: BuildPlan) -> LibcFacts:
     return LibcFacts(name="musl", version=None, origin="rust self-contained", malloc="mallocng")
 
 
-def expected_allocator(opts: Options, plan: BuildPlan, bin_name: str) -> str:
-    """The allocator the gates must find in `bin_name`.
+@dataclass(frozen=True)
+class Linked:
+    """The allocator one binary must contain, and how it got in."""
 
-    A binary that sets its own `#[global_allocator]` links that allocator whatever feature was
-    requested. It is declared, not detected (`allocator-overrides = {bin = "mimalloc"}` in
-    [tool.kit]): detection reads the very evidence the allocator gate judges, so inferring the
-    expectation from it would let any allocator pass, including one pulled in by mistake.
-    """
-    return dict(opts.allocator_overrides).get(bin_name, plan.allocator.name)
+    allocator: str
+    route: Route
+    injection: Injection | None = None
+
+
+def crate_choice(exe: Path) -> str | None:
+    """The allocator a binary of the plain build (no feature, nothing injected) contains: one
+    the crate chose itself with a `#[global_allocator]`, or None (the libc's malloc)."""
+    found = read_elf(exe).allocators_found
+    if len(found) > 1:
+        raise GateError(
+            f"{exe.name} links several allocators ({', '.join(sorted(found))}) in its plain "
+            "build; the kit cannot tell which one serves its allocations."
+        )
+    return next(iter(found), None)
 
 
 @dataclass(frozen=True)
@@ -94,18 +110,21 @@ class Gated:
     smoke: SmokeResult
 
 
-def gate_binary(
-    path: Path, plan: BuildPlan, version_args: tuple[str, ...], expected: str | None = None
-) -> Gated:
+def gate_binary(path: Path, plan: BuildPlan, spec: Smoke, expected: str | None = None) -> Gated:
     """Every gate for one built binary; raises GateError listing each failure."""
     want = expected or plan.allocator.name
     info = read_elf(path)
     gates = static_gates(info, plan.target)
     gates.append(allocator_gate(info, want))
     require(gates, f"{path.name} for {plan.label} ({info.describe()})")
-    smoke = smoke_version(path, plan.target, version_args)
-    checks = [GateResult(n, ok, d) for n, ok, d in check_report(smoke, plan.target, want)]
-    require(checks, f"{path.name} for {plan.label}: the binary's own report")
+    smoke = smoke_binary(path, plan.target, spec)
+    # An injected allocator sits under Rust's System allocator: a binary that reports its
+    # #[global_allocator] rightly says "system" there.
+    said = "system" if plan.request.route is Route.INJECTED else want
+    checks = [GateResult(n, ok, d) for n, ok, d in check_report(smoke, plan.target, said)]
+    live = live_gate(path, plan.target, want, spec.cli.argv)
+    checks += [live] if live else []
+    require(checks, f"{path.name} for {plan.label}: at run time")
     return Gated((*gates, *checks), info.describe(), info.machine, smoke)
 
 
@@ -129,7 +148,7 @@ def make_record(
     split: Split,
     dest: Path,
     paths: Paths,
-    linked: str,
+    linked: Linked,
     gated: Gated,
     seconds: float,
 ) -> BuildRecord:
@@ -143,7 +162,17 @@ def make_record(
         arch=plan.target.arch,
         oci_platform=plan.target.oci_platform,
         allocator=plan.allocator.name,
-        allocator_linked=linked,
+        allocator_linked=linked.allocator,
+        allocator_route=linked.route.value,
+        injected=(
+            InjectedFacts(
+                source=linked.injection.source,
+                file=linked.injection.file.name,
+                sha256=linked.injection.sha256,
+            )
+            if linked.injection
+            else None
+        ),
         backend=plan.backend,
         toolchain=ToolchainFacts(name=tc.name, rustc=tc.rustc_verbose, cargo=tc.cargo_version),
         zig=z.version if z else None,
@@ -193,30 +222,110 @@ def compile_plan(plan: BuildPlan, log: Path, progress: console.Steps) -> runner.
         ) from None
 
 
-def run_build(
-    plan: BuildPlan, opts: Options, progress: console.Steps | None = None
-) -> list[BuildRecord]:
-    """Build, gate, smoke; then copy each binary and its record into dist/ atomically."""
-    paths = Paths.of(opts)
-    log = paths.build_logs / f"{plan.target.triple}-{plan.allocator.name}.log"
+def compile_exes(
+    plan: BuildPlan, opts: Options, progress: console.Steps, log_name: str
+) -> tuple[list[Path], float]:
+    """Run one plan; the executables it produced, and how long it took."""
+    log = Paths.of(opts).build_logs / f"{log_name}.log"
     started = time.monotonic()
-    done = compile_plan(plan, log, progress or console.Steps.quiet())
-    if done.dry:
-        return []
-    seconds = time.monotonic() - started
+    done = compile_plan(plan, log, progress)
     built = executables(done.stdout, plan.request.bins)
     if not built:
         raise GateError(f"The build of {plan.label} produced no executable (see {log}).")
-    return [ship(exe, plan, opts, paths, seconds) for exe in built]
+    return built, time.monotonic() - started
 
 
-def ship(exe: Path, plan: BuildPlan, opts: Options, paths: Paths, seconds: float) -> BuildRecord:
+def build_target(
+    opts: Options, project: Project, plans: list[BuildPlan], progress: console.Steps
+) -> list[BuildRecord]:
+    """Every allocator of one target. The plain build (nothing added) comes first when an
+    allocator needs it, the libc's malloc or one injected at link time: it shows which binaries
+    chose their own allocator, and its dependencies are what each injected link reuses."""
+    paths = Paths.of(opts)
+    records: list[BuildRecord] = []
+    needs_plain = [p for p in plans if p.request.route in (Route.LIBC, Route.INJECTED)]
+    with tempfile.TemporaryDirectory(prefix="kit-plain-", dir=paths.target) as keep:
+        plain: dict[str, tuple[Path, float]] = {}
+        choice: dict[str, str] = {}
+        if needs_plain:
+            base = plain_plan(needs_plain[0])
+            progress.start(f"{base.target.triple} (plain)")
+            exes, seconds = compile_exes(base, opts, progress, f"{base.target.triple}-plain")
+            progress.done(f"{base.target.triple} (plain)")
+            for exe in exes:
+                kept = Path(keep) / exe.name
+                shutil.copy2(exe, kept)  # later links of the same binary overwrite cargo's copy
+                plain[exe.name] = (kept, seconds)
+                if (chosen := crate_choice(kept)) is not None:
+                    choice[exe.name] = chosen
+        for p in plans:
+            progress.start(p.label)
+            records += build_allocator(opts, project, p, plain, choice, progress)
+            progress.done(p.label)
+    return records
+
+
+def plain_plan(plan: BuildPlan) -> BuildPlan:
+    """The build of `plan`'s target with nothing added: libc's malloc, no feature, no link args."""
+    from kit.build.backends import all_backends
+
+    req = dataclasses.replace(plan.request, allocator=SYSTEM, route=Route.LIBC, link_args=())
+    return BuildPlan(req, plan.backend, all_backends()[plan.backend].plan(req))
+
+
+def build_allocator(
+    opts: Options,
+    project: Project,
+    plan: BuildPlan,
+    plain: dict[str, tuple[Path, float]],
+    choice: dict[str, str],
+    progress: console.Steps,
+) -> list[BuildRecord]:
+    paths = Paths.of(opts)
+    route = plan.request.route
+
+    def linked(name: str, own: Linked) -> Linked:
+        if name not in choice:
+            return own
+        if choice[name] != own.allocator and own.route is not Route.LIBC:
+            console.warn(
+                f"{name} chooses {choice[name]} itself (#[global_allocator]); the kit ships it "
+                f"as the crate built it for {plan.label}."
+            )
+        return Linked(choice[name], Route.CRATE)
+
+    def out(exe: Path, p: BuildPlan, seconds: float, own: Linked) -> BuildRecord:
+        return ship(exe, p, opts, paths, seconds, linked(exe.name, own))
+
+    if route is Route.FEATURE:
+        log = f"{plan.target.triple}-{plan.allocator.name}"
+        exes, seconds = compile_exes(plan, opts, progress, log)
+        return [out(exe, plan, seconds, Linked(plan.allocator.name, route)) for exe in exes]
+    if route is Route.LIBC:
+        return [out(exe, plan, seconds, Linked("system", route)) for exe, seconds in plain.values()]
+    records = []
+    inj = injection(opts, plan)
+    for name, (exe, seconds) in plain.items():
+        if name in choice:  # the crate's own allocator: shipped as the crate built it
+            records.append(out(exe, plan, seconds, Linked(plan.allocator.name, route)))
+            continue
+        one = relink(plan, name, project.package_of(name).name, inj.link_args)
+        log = f"{plan.target.triple}-{plan.allocator.name}-{name}"
+        exes, more = compile_exes(one, opts, progress, log)
+        records += [
+            out(e, one, seconds + more, Linked(plan.allocator.name, route, inj)) for e in exes
+        ]
+    return records
+
+
+def ship(
+    exe: Path, plan: BuildPlan, opts: Options, paths: Paths, seconds: float, linked: Linked
+) -> BuildRecord:
     """Strip (debug info kept aside), gate what ships, then copy it into dist/ with its record."""
     paths.build_logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kit-strip-", dir=paths.target) as work:
         split = split_debug(exe, Path(work))
-        linked = expected_allocator(opts, plan, exe.name)
-        gated = gate_binary(split.binary, plan, opts.version_args, linked)
+        gated = gate_binary(split.binary, plan, opts.smoke, linked.allocator)
         dest = paths.binary(plan.target.triple, plan.allocator.name, exe.name)
         record = make_record(plan, split, dest, paths, linked, gated, seconds)
         # The files first, then the record: a record in dist/ always describes files there.
@@ -257,21 +366,36 @@ def build_matrix(
     *,
     backend: str | None = None,
 ) -> list[BuildRecord]:
-    """Plan every target x allocator, then build, gate and record each in turn."""
-    check_project(project, allocs, opts.bins)
-    plans = plan_matrix(opts, targets, allocs, backend=backend)
+    """Plan every target x allocator, then build, gate and record each target in turn."""
+    check_project(project, allocs, opts.bins, targets, opts.allocator_link)
+    plans = plan_matrix(opts, project, targets, allocs, backend=backend)
     announce(plans)
+    sysroot.prepare(opts, [(p.request.std, p.backend) for p in plans])  # std, once
     if runner.is_dry():
-        for p in plans:
-            runner.run(p.invocation)
+        show_plans(opts, project, plans)
         return []
+    Paths.of(opts).target.mkdir(parents=True, exist_ok=True)
     records: list[BuildRecord] = []
-    with console.steps("building", len(plans), unit="crates") as progress:
-        for p in plans:
-            progress.start(p.label)
-            records += run_build(p, opts, progress)
-            progress.done(p.label)
+    plain = sum(
+        any(p.request.route in (Route.LIBC, Route.INJECTED) for p in plans if p.target == t)
+        for t in targets
+    )
+    with console.steps("building", len(plans) + plain, unit="crates") as progress:
+        for t in targets:
+            records += build_target(opts, project, [p for p in plans if p.target == t], progress)
     return records
+
+
+def show_plans(opts: Options, project: Project, plans: list[BuildPlan]) -> None:
+    """`invoke --dry build`: every command a build would run, none started."""
+    for p in plans:
+        if p.request.route is not Route.INJECTED:
+            runner.run(p.invocation)
+            continue
+        runner.run(plain_plan(p).invocation)
+        inj = injection(opts, p)
+        for name in opts.bins or project.bins:
+            runner.run(relink(p, name, project.package_of(name).name, inj.link_args).invocation)
 
 
 def summary_rows(records: list[BuildRecord]) -> list[list[str]]:

@@ -1,10 +1,13 @@
 """Probe what this machine can build with, and decide how std is obtained per target.
 
 Nothing here is hard-coded to one machine: a target's std is `prebuilt` when some toolchain's
-sysroot holds it (a normal machine: `rustup target add`), and `build-std` when it does not but
-a toolchain's sysroot holds the library source of exactly its own version (for example
-Debian's rustc-web + rust-web-src, linked as a rustup toolchain; see ../shared/TOOLCHAIN.md).
-The decision is printed and recorded in every build record.
+sysroot holds it (a normal machine: `rustup target add`). When none does but a toolchain's
+sysroot holds the library source of exactly its own version (for example Debian's rustc-web +
+rust-web-src, linked as a rustup toolchain; see ../shared/TOOLCHAIN.md), std is built from
+that source: once per toolchain and target into the kit's cache, shared by every project
+(`cached-sysroot`, kit.build.sysroot), or, with `std-cache = false`, by cargo's `-Zbuild-std`
+inside each project's own target dir (`build-std`). The decision is printed and recorded in
+every build record.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,9 @@ class RustToolchain:
     prebuilt_targets: frozenset[str]
     has_std_source: bool
     is_default: bool = False
+    # all of `rustc -vV` (commit hash, host, LLVM): what the kit's cached sysroot is keyed by;
+    # "" where it was not probed (a dry run reads the toolchains from disk only)
+    rustc_vv: str = ""
 
     @property
     def nightly(self) -> bool:
@@ -46,15 +53,28 @@ class RustToolchain:
 
 @dataclass(frozen=True)
 class StdPlan:
-    """How std is obtained for one target: which toolchain, and prebuilt or from source."""
+    """How std is obtained for one target: which toolchain, and prebuilt or from source.
+
+    `std` is "prebuilt" (the toolchain's own sysroot has it), "cached-sysroot" (built from
+    source once into the kit's cache, at `sysroot`, and passed to rustc as `--sysroot`), or
+    "build-std" (built from source by cargo's `-Zbuild-std` in the project's target dir).
+    """
 
     target: Target
     toolchain: RustToolchain
-    std: str  # "prebuilt" | "build-std"
+    std: str  # "prebuilt" | "cached-sysroot" | "build-std"
+    sysroot: Path | None = None  # the cached sysroot, for "cached-sysroot"
 
     @property
     def build_std(self) -> bool:
+        """Whether cargo builds std itself (`-Zbuild-std`, which needs RUSTC_BOOTSTRAP)."""
         return self.std == "build-std"
+
+    @property
+    def from_source(self) -> bool:
+        """Whether std was compiled here rather than shipped: either way it has no
+        self-contained crt objects (rcrt1.o, crti.o ...), so zig must supply crt and libc."""
+        return self.std != "prebuilt"
 
 
 def _version(line: str) -> str:
@@ -78,20 +98,21 @@ def _has_source(sysroot: Path) -> bool:
 def _probe_one(name: str, is_default: bool) -> RustToolchain | None:
     plus = [f"+{name}"] if name else []
     try:
-        rustc = runner.capture(["rustc", *plus, "--version"])
+        rustc_vv = runner.capture(["rustc", *plus, "-vV"])
         cargo = runner.capture(["cargo", *plus, "--version"])
         sysroot = Path(runner.capture(["rustc", *plus, "--print", "sysroot"]))
     except (CommandFailedError, ToolMissingError):
         return None
     return RustToolchain(
         name=name,
-        rustc_version=_version(rustc),
-        rustc_verbose=rustc,
+        rustc_version=_version(rustc_vv.splitlines()[0]),
+        rustc_verbose=rustc_vv.splitlines()[0],
         cargo_version=_version(cargo),
         sysroot=sysroot,
         prebuilt_targets=_prebuilt(sysroot),
         has_std_source=_has_source(sysroot),
         is_default=is_default,
+        rustc_vv=rustc_vv,
     )
 
 
@@ -162,13 +183,21 @@ def rust_toolchains() -> tuple[RustToolchain, ...]:
     return tuple(found)
 
 
-def choose_std(target: Target, toolchains: tuple[RustToolchain, ...]) -> StdPlan:
+def choose_std(
+    target: Target,
+    toolchains: tuple[RustToolchain, ...],
+    sysroot_of: Callable[[RustToolchain, Target], Path] | None = None,
+) -> StdPlan:
     """Pick a toolchain for `target`: prebuilt std first (default toolchain preferred), else
-    a toolchain that can build std from its own source. Pure: tests call it with fakes."""
+    a toolchain that can build std from its own source: into the cached sysroot that
+    `sysroot_of` names (kit.build.sysroot.locator), or, without one, with `-Zbuild-std`.
+    Pure: tests call it with fakes."""
     for tc in toolchains:
         if target.triple in tc.prebuilt_targets:
             return StdPlan(target, tc, "prebuilt")
     for tc in toolchains:
+        if tc.has_std_source and sysroot_of is not None:
+            return StdPlan(target, tc, "cached-sysroot", sysroot_of(tc, target))
         if tc.has_std_source:
             return StdPlan(target, tc, "build-std")
     names = ", ".join(t.name or "rustc" for t in toolchains) or "none"

@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from kit.core import console
-from kit.core.allocators import parse_allocator
+from kit.core.allocators import LINK_MODES, parse_allocator
+from kit.core.config_model import ConfigModel, coerce_model, is_model_type
 from kit.core.crate_config import crate_layers
 from kit.core.errors import ConfigError
+from kit.core.probes import Smoke
+from kit.core.workloads import BenchWorkloads
 
 ENV_PREFIX = "KIT_"
 
@@ -41,19 +44,27 @@ class Options:
     targets: tuple[str, ...] = ("x86_64", "aarch64")
     allocators: tuple[str, ...] = ("system", "jemalloc", "mimalloc")
     backend: str = "auto"
+    # how jemalloc/mimalloc get in (kit.core.allocators): "auto" = the crate's Cargo feature of
+    # that name when it has one, else injected at link time (musl); "feature"; "inject"
+    allocator_link: str = "auto"
     profile: str = "release"
     bins: tuple[str, ...] = ()  # empty: every binary the package builds
     # where things go (relative paths are relative to the project root)
     dist_dir: Path = Path("dist")
     target_dir: Path = Path("target")  # one shared cargo target dir for every build
     reports_dir: Path = Path("reports")
-    # running the binary
-    version_args: tuple[str, ...] = ("--version",)
+    # what the kit builds once and shares across projects (std, allocator objects); by default
+    # $XDG_CACHE_HOME/static-rust-kit when that variable is set (kit.core.cache)
+    cache_dir: Path = Path("~/.cache/static-rust-kit")
+    # std built from source goes into that cache once per toolchain and target (a sysroot,
+    # kit.build.sysroot); false: cargo's -Zbuild-std in each project's target dir instead
+    std_cache: bool = True
+    # how to know a built binary (and its image) works: kit.core.probes
+    smoke: Smoke = field(default_factory=Smoke)
     # packaging
     image_name: str = ""  # empty: derived from the crate's name (see derive_image_name)
     registry: str = "127.0.0.1:5000"
-    port: int = 8080
-    health_path: str = "/healthz"
+    port: int = 8080  # what the image exposes (and sets PORT to); the smoke server's port there
     size_budget_mb: float = 25.0
     ca_bundle: bool = True
     image_source: str = ""  # org.opencontainers.image.source; empty: git remote origin, if any
@@ -64,14 +75,14 @@ class Options:
     bench_duration_s: float = 5.0
     bench_warmup_s: float = 1.0
     bench_connections: tuple[int, ...] = (16, 64)
+    # what the bench measures: the crate's HTTP and command workloads (kit.core.workloads)
+    bench_workloads: BenchWorkloads = field(default_factory=BenchWorkloads)
     bench_regression_margin: float = 0.10
     # the stored winner.json that `release-check` compares the current bench winner against
     bench_baseline: Path = Path("bench/baseline.json")
     # release check
     gates_skip: tuple[str, ...] = ()
     registry_port: int = 0  # the throwaway local registry's port; 0 = any free port
-    # bin -> allocator for binaries that set their own #[global_allocator] (see kit.build.run)
-    allocator_overrides: tuple[tuple[str, str], ...] = ()
 
     # where each field's value came from: "default", "pyproject.toml", "env KIT_X", "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -92,8 +103,10 @@ class Options:
         flags: dict[str, Any] = {}
         for name in _fields():
             value = getattr(self, name)
-            if name == "allocator_overrides":
-                value = dict(value)
+            if isinstance(value, ConfigModel):
+                value = value.as_config()
+            elif isinstance(value, tuple) and value and isinstance(value[0], ConfigModel):
+                value = [v.as_config() for v in value]
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
@@ -132,6 +145,10 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
 
     if tp in (Path, bool, int, float, str):
         return _coerce_scalar(tp, raw, bad)
+    if is_model_type(tp):
+        return coerce_model(tp, raw, where)
+    if typing.get_origin(tp) is tuple and is_model_type(typing.get_args(tp)[0]):
+        return _coerce_models(typing.get_args(tp)[0], raw, where, bad)
     return _coerce_collection(tp, raw, bad)
 
 
@@ -170,16 +187,6 @@ def _coerce_scalar(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> Any:
 
 
 def _coerce_collection(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> Any:
-    if tp == tuple[tuple[str, str], ...]:
-        # a TOML table {bin = "alloc"}, or "bin=alloc,bin2=alloc" from the environment/a flag
-        if isinstance(raw, str):
-            pairs = [p.partition("=") for p in raw.split(",") if p.strip()]
-            if any(not sep or not k.strip() or not v.strip() for k, sep, v in pairs):
-                raise bad("a list of name=value pairs")
-            raw = {k.strip(): v.strip() for k, _, v in pairs}
-        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-            raise bad("a table of strings")
-        return tuple(sorted(raw.items()))
     if typing.get_origin(tp) is tuple:
         (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
         items = [s.strip() for s in raw.split(",") if s.strip()] if isinstance(raw, str) else raw
@@ -190,6 +197,20 @@ def _coerce_collection(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> 
         except (TypeError, ValueError):
             raise bad(f"a list of {item.__name__}") from None
     raise AssertionError(f"unhandled option type {tp}")  # pragma: no cover
+
+
+def _coerce_models(
+    tp: type[ConfigModel], raw: Any, where: str, bad: Callable[[str], ConfigError]
+) -> tuple[ConfigModel, ...]:
+    """A list of tables (TOML's [[...]]), or a JSON array from the environment or a flag."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise bad("a list of tables (a JSON array when given as text)") from None
+    if not isinstance(raw, list | tuple):
+        raise bad("a list of tables")
+    return tuple(coerce_model(tp, item, f"{where}[{i}]") for i, item in enumerate(raw))
 
 
 def _check_str(v: Any) -> str:
@@ -334,11 +355,12 @@ def _validate(opts: Options) -> None:
         raise ConfigError(f"registry-port {opts.registry_port} is not a TCP port number (0: any).")
     if opts.bench_regression_margin < 0:
         raise ConfigError("bench-regression-margin is a fraction, at least 0 (0.10 = 10%).")
-    for bin_name, alloc in opts.allocator_overrides:
-        try:
-            parse_allocator(alloc)
-        except ConfigError as e:
-            raise ConfigError(f"allocator-overrides.{bin_name}: {e.message}", hint=e.hint) from None
+    if opts.allocator_link not in LINK_MODES:
+        raise ConfigError(
+            f"allocator-link {opts.allocator_link!r} is not one of: {', '.join(LINK_MODES)}."
+        )
+    for name in opts.allocators:
+        parse_allocator(name)
 
 
 def describe(opts: Options) -> list[tuple[str, str, str]]:
@@ -346,8 +368,10 @@ def describe(opts: Options) -> list[tuple[str, str, str]]:
     rows = []
     for name in _fields():
         value = getattr(opts, name)
-        if name == "allocator_overrides":
-            shown = ", ".join(f"{k}={v}" for k, v in value)
+        if isinstance(value, ConfigModel):
+            shown = json.dumps(value.as_config())
+        elif isinstance(value, tuple) and value and isinstance(value[0], ConfigModel):
+            shown = json.dumps([v.as_config() for v in value])
         else:
             shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
         rows.append((_key(name), shown, opts.sources.get(name, "default")))

@@ -15,6 +15,9 @@ done here rather than by plumbum, on purpose:
 - the environment passed to the child is built from `os.environ` at call time: plumbum's
   `local.env` is a snapshot taken when plumbum was imported.
 
+A process that must run alongside the kit (a server under a smoke probe) is started by
+`background`, a context manager that kills its whole process group on the way out.
+
 Dry runs (`invoke --dry TASK`): `set_dry(True)` makes every `run` print its command, marked as
 not run, and return an empty result without starting anything. Probes that must not run then
 use what can be read without a process (see kit.build.toolchain).
@@ -27,12 +30,13 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from plumbum import local
 from plumbum.commands.base import BaseCommand
@@ -259,17 +263,111 @@ def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    stdin: int | None = None,
     stdout: int = subprocess.PIPE,
     stderr: int = subprocess.PIPE,
 ) -> PopenWithAddons[Any]:
-    """Start a long-running process (a server under test) and return its Popen handle.
+    """Start a process the caller waits for itself (a server under test, a benchmarked
+    command whose rusage it reaps) and return its Popen handle.
 
     The caller owns the process and must stop it (see kit.bench's server); it is echoed like
-    any command. Its streams are bytes: the caller reads them with its own deadlines.
+    any command. Its streams are bytes: the caller reads them with its own deadlines. `stdin`
+    (a file descriptor, or None to inherit) is its standard input.
     """
     inv = _invocation(argv, env, cwd)
     console.command(inv.display() + " &")
     proc: PopenWithAddons[Any] = inv.command().popen(
-        env=dict(os.environ), stdout=stdout, stderr=stderr
+        env=dict(os.environ), stdin=stdin, stdout=stdout, stderr=stderr
     )
     return proc
+
+
+class Background:
+    """A process started by `background`: its exit, its signals and what it printed so far.
+
+    Its output goes to unnamed temporary files, not pipes: a chatty server can never block on a
+    full pipe that nobody reads while the caller is busy probing it.
+    """
+
+    def __init__(
+        self, inv: Invocation, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]
+    ) -> None:
+        self.argv = inv.argv
+        self.proc = proc
+        self._out = out
+        self._err = err
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        """The exit code if it has exited (negative: killed by that signal), else None."""
+        return self.proc.poll()
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the process itself (as `docker stop` signals PID 1), not its group."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds: the exit code, or None if it is still running."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def output(self, lines: int = 40) -> str:
+        """The tail of what it wrote to stdout and stderr, so far."""
+        parts = []
+        for name, f in (("stdout", self._out), ("stderr", self._err)):
+            f.flush()
+            f.seek(0)
+            text = f.read().decode(errors="replace")
+            if text.strip():
+                parts.append(f"--- {name} ---\n{_tail(text, lines)}")
+        return "\n".join(parts)
+
+    def stdout(self) -> str:
+        self._out.seek(0)
+        return self._out.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL to its whole process group (it and anything it started), then reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def background(
+    argv: Sequence[str | Path] | Invocation,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[Background]:
+    """Start a process that runs alongside the caller (a server under test) and never outlive
+    the block: on the way out, whatever happened, its process group is killed and it is reaped.
+
+    Like `run`, the command is echoed (with ` &`) and the child gets its own session, so qemu,
+    a shell wrapper or anything the process starts goes with it. Not for dry runs: a caller
+    that may run dry decides first whether to start anything at all.
+    """
+    inv = _invocation(argv, env, cwd)
+    console.command(inv.display() + " &")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = inv.command().popen(
+            env=dict(os.environ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        # plumbum's popen is subprocess.Popen; its type stub (a Protocol) lacks wait(timeout)
+        started = Background(inv, cast("subprocess.Popen[bytes]", proc), out, err)
+        try:
+            yield started
+        finally:
+            started.kill()

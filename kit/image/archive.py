@@ -21,7 +21,7 @@ GZIP_LEVEL = 9
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str  # relative, no leading slash: app/rust_sample
+    path: str  # relative, no leading slash: app/<binary>
     mode: int
     data: bytes | None = field(default=None, repr=False)  # None: a directory
 

@@ -10,7 +10,7 @@ from kit.core import console
 from kit.core.options import Options
 from kit.image.container import smoke
 from kit.image.package import merge, package
-from kit.image.report import SUMMARY_COLUMNS, summary_rows
+from kit.image.report import SUMMARY_COLUMNS, describe_smoke, summary_rows
 
 
 def package_command(
@@ -37,9 +37,6 @@ def package_command(
     )
 
 
-def smoke_command(opts: Options, health_timeout: float) -> None:
-    report = smoke(opts, health_timeout=health_timeout)
-    console.success(
-        f"{report.image}: healthy in {report.healthy_after_s:.2f}s, "
-        f"stopped in {report.stop_s:.2f}s, exit {report.exit_code}"
-    )
+def smoke_command(opts: Options) -> None:
+    report = smoke(opts)
+    console.success(f"{report.image}: {describe_smoke(report)}")

@@ -1,4 +1,10 @@
-"""`invoke smoke`: load the packaged image into Docker and prove that it serves and stops.
+"""`invoke smoke`: load the packaged image into Docker and run the crate's smoke probes on it.
+
+The probes are the crate's own (the `smoke` setting, kit.core.probes): with a server probe the
+container runs the probe's argv ("{port}" = the `port` setting, which the image exposes), must
+answer on its ready path and to every request, then exit within the grace period of the stop
+signal, with code 0 unless the probe allows otherwise. Without one, the CLI probe runs the
+image with its argv and judges the exit code and stdout.
 
 Through the Docker SDK, as locked down as a production run: read-only root filesystem, tmpfs
 /tmp, every capability dropped, no-new-privileges, numeric user 65532, the port published on
@@ -12,34 +18,37 @@ result is a SmokeReport record in reports/smoke.json.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any, Literal
 
 from kit.core import console, engine
 from kit.core.errors import PackageError, SmokeError
 from kit.core.options import Options
 from kit.core.paths import Paths
+from kit.core.probes import (
+    CliProbe,
+    ServerProbe,
+    cli_problem,
+    send_requests,
+    stop_problem,
+    wait_ready,
+)
 from kit.core.records import read_record, write_record
 from kit.image import oci
 from kit.image.layout import read_tarball
-from kit.image.report import PackageReport, SmokeReport
+from kit.image.report import PackageReport, ProbeAnswer, SmokeReport
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
 
-STOP_TIMEOUT_S = 10  # docker stop's grace period before SIGKILL
-STOP_WELL_INSIDE_S = 5.0  # a stop slower than this means SIGTERM was not handled promptly
-HELLO_QUERY = {"name": "Ferris", "occupation": "crab"}
+PID1_HINT = "As PID 1 a process gets no default signal handling: the binary must handle the signal."
 
 
 @dataclass(frozen=True)
@@ -48,33 +57,45 @@ class Hardening:
 
     user: str = oci.USER
 
-    def run_kwargs(self, port: int) -> dict[str, Any]:
-        return {
+    def run_kwargs(self, port: int | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
             "read_only": True,
             "tmpfs": {"/tmp": ""},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "user": self.user,
-            "ports": {f"{port}/tcp": ("127.0.0.1", None)},  # a free loopback port
         }
+        if port is not None:
+            kwargs["ports"] = {f"{port}/tcp": ("127.0.0.1", None)}  # a free loopback port
+        return kwargs
 
 
-def _logs(container: Container) -> str:
+def _logs(container: Container, *, stderr: bool = True, tail: int | Literal["all"] = 40) -> str:
     try:
-        data = container.logs(stdout=True, stderr=True, tail=40)
+        data = container.logs(stdout=True, stderr=stderr, tail=tail)
         return data.decode(errors="replace").strip()
     except Exception:  # the container may already be gone; logs are a courtesy
         return ""
 
 
 @contextmanager
-def running(client: DockerClient, image: str, *, port: int, name: str) -> Iterator[Container]:
-    """A started container that is force-removed on the way out, even after a failure."""
+def running(
+    client: DockerClient,
+    image: str,
+    *,
+    name: str,
+    port: int | None = None,
+    command: tuple[str, ...] = (),
+) -> Iterator[Container]:
+    """A started container (`command`: arguments after the image's Entrypoint; () keeps the
+    image's own) that is force-removed on the way out, even after a failure."""
     from docker.errors import APIError, NotFound
 
+    console.command(f"{' '.join(('docker run', image, *command))}  (Docker SDK)")
     try:
         container = client.containers.create(
             image,
+            command=list(command) or None,
             name=name,
             labels={"dev.static-rust-kit.smoke": "1"},
             **Hardening().run_kwargs(port),
@@ -99,8 +120,28 @@ def running(client: DockerClient, image: str, *, port: int, name: str) -> Iterat
             console.warn(f"could not remove container {name}: {e.explanation or e}")
 
 
-def host_port(container: Container, port: int) -> int:
+def exit_code(container: Container) -> int | None:
+    """The container's exit code once it has exited, else None."""
     container.reload()
+    if container.status in {"exited", "dead"}:
+        return int(container.attrs.get("State", {}).get("ExitCode", -1))
+    return None
+
+
+def wait_exit(container: Container, timeout: float) -> int | None:
+    """Poll until the container exits: its exit code, or None after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code = exit_code(container)
+        if code is not None or time.monotonic() >= deadline:
+            return code
+        time.sleep(0.05)
+
+
+def host_port(container: Container, port: int) -> int:
+    code = exit_code(container)
+    if code is not None:
+        raise SmokeError(f"The container exited (code {code}) at start.\n{_logs(container)}")
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
     if not bindings:
         raise SmokeError(
@@ -110,58 +151,67 @@ def host_port(container: Container, port: int) -> int:
     return int(bindings[0]["HostPort"])
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return int(r.status), bytes(r.read())
+@dataclass(frozen=True)
+class Seen:
+    """What one probe of the image saw."""
+
+    command: tuple[str, ...]
+    exit_code: int | None
+    ready_after_s: float | None = None
+    answers: tuple[ProbeAnswer, ...] = ()
+    stop_s: float | None = None
+    output: str | None = None
 
 
-def wait_healthy(container: Container, url: str, timeout: float) -> float:
-    """Seconds until `url` answered 200, or SmokeError (with the logs) after `timeout`."""
-    started = time.monotonic()
-    last = "no answer"
-    while time.monotonic() - started < timeout:
-        container.reload()
-        if container.status in {"exited", "dead"}:
-            code = container.attrs.get("State", {}).get("ExitCode")
-            raise SmokeError(
-                f"The container exited (code {code}) before {url} answered.\n{_logs(container)}"
-            )
-        try:
-            status, _ = http_get(url)
-            if status == 200:
-                return time.monotonic() - started
-            last = f"HTTP {status}"
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-            last = str(getattr(e, "reason", e))
-        time.sleep(0.1)
-    raise SmokeError(
-        f"{url} did not answer 200 within {timeout:g}s (last: {last}).\n{_logs(container)}"
+def probe_server(client: DockerClient, ref: str, name: str, port: int, probe: ServerProbe) -> Seen:
+    """Run the image as a server, probe it, stop it with the probe's signal."""
+    from docker.errors import APIError
+
+    command = probe.argv_for(port)
+    with running(client, ref, name=name, port=port, command=command) as container:
+        base = f"http://127.0.0.1:{host_port(container, port)}"
+
+        def gone() -> str | None:
+            code = exit_code(container)
+            return None if code is None else f"container exited (code {code})"
+
+        ready = wait_ready(base, probe, gone=gone, logs=lambda: _logs(container))
+        answers = send_requests(base, probe, logs=lambda: _logs(container))
+        started = time.monotonic()
+        with contextlib.suppress(APIError):  # it may have exited already: judged below
+            container.kill(signal=probe.stop_signal)
+        code = wait_exit(container, probe.grace_period_s)
+        stop_s = time.monotonic() - started
+        problem = stop_problem(probe, code)
+        if problem is not None:
+            hint = f" {PID1_HINT}" if code is None else ""
+            raise SmokeError(f"The container {problem}.{hint}\n{_logs(container)}".rstrip())
+    return Seen(
+        command,
+        code,
+        ready_after_s=ready,
+        answers=tuple(
+            ProbeAnswer(method=a.method, path=a.path, status=a.status, seconds=round(a.seconds, 3))
+            for a in answers
+        ),
+        stop_s=stop_s,
     )
 
 
-def check_hello(base: str) -> dict[str, str]:
-    url = f"{base}/api/hello?{urlencode(HELLO_QUERY)}"
-    try:
-        status, body = http_get(url)
-    except (urllib.error.URLError, OSError) as e:
-        raise SmokeError(f"GET {url} failed: {e}.") from None
-    want = {"message": f"Hello, {HELLO_QUERY['name']}! You are a {HELLO_QUERY['occupation']}."}
-    try:
-        got = json.loads(body)
-    except ValueError:
-        raise SmokeError(f"GET {url} answered {status} with non-JSON: {body[:200]!r}.") from None
-    if status != 200 or got != want:
-        raise SmokeError(f"GET {url} answered {status} {got!r}; expected 200 {want!r}.")
-    return want
-
-
-def stop_and_time(container: Container) -> tuple[float, int | None]:
-    """docker stop (SIGTERM, SIGKILL after 10 s): seconds taken and the exit code."""
-    started = time.monotonic()
-    container.stop(timeout=STOP_TIMEOUT_S)
-    seconds = time.monotonic() - started
-    code = container.wait(timeout=STOP_TIMEOUT_S).get("StatusCode")
-    return seconds, code
+def probe_cli(client: DockerClient, ref: str, name: str, probe: CliProbe) -> Seen:
+    """Run the image once with the CLI probe's argv; judge its exit code and stdout."""
+    with running(client, ref, name=name, command=probe.argv) as container:
+        code = wait_exit(container, probe.timeout_s)
+        if code is None:
+            raise SmokeError(
+                f"The container ({' '.join(probe.argv)}) did not exit within "
+                f"{probe.timeout_s:g}s.\n{_logs(container)}".rstrip()
+            )
+        stdout = _logs(container, stderr=False, tail="all")
+        problem = cli_problem(probe, code, stdout)
+        if problem is not None:
+            raise SmokeError(f"The container ({' '.join(probe.argv)}): {problem}.")
+    return Seen(probe.argv, code, output=stdout)
 
 
 def load(client: DockerClient, tarball: Path) -> list[str]:
@@ -213,49 +263,33 @@ def load_checked(client: DockerClient, tarball: Path, ref: str, package: Package
     return image_id
 
 
-def serve_and_stop(
-    client: DockerClient, ref: str, opts: Options, health_timeout: float
-) -> tuple[float, dict[str, str], float, int | None]:
-    """Run the image locked down: seconds to healthy, /api/hello's answer, stop time, exit code."""
-    name = f"kit-smoke-{opts.image_name}-{uuid.uuid4().hex[:8]}"
-    with running(client, ref, port=opts.port, name=name) as container:
-        base = f"http://127.0.0.1:{host_port(container, opts.port)}"
-        healthy = wait_healthy(container, base + opts.health_path, health_timeout)
-        hello = check_hello(base)
-        seconds, code = stop_and_time(container)
-        logs = _logs(container)
-    if seconds >= STOP_WELL_INSIDE_S:
-        raise SmokeError(
-            f"docker stop took {seconds:.1f}s (limit {STOP_WELL_INSIDE_S:g}s of the "
-            f"{STOP_TIMEOUT_S}s grace period): the binary does not exit promptly "
-            "on SIGTERM as PID 1.\n" + logs
-        )
-    if code != 0:
-        raise SmokeError(
-            f"The container exited with code {code} after SIGTERM, expected 0.\n{logs}"
-        )
-    return healthy, hello, seconds, code
-
-
-def smoke(opts: Options, *, health_timeout: float = 30.0) -> SmokeReport:
-    """`invoke smoke`: load the packaged image, run it, check it, stop it; reports/smoke.json."""
+def smoke(opts: Options) -> SmokeReport:
+    """`invoke smoke`: load the packaged image, run its probe; reports/smoke.json."""
     package, ref = packaged(opts)
     paths = Paths.of(opts)
     client = engine.client()
     started = time.monotonic()
     image_id = load_checked(client, paths.tarball(opts.image_name), ref, package)
     load_s = time.monotonic() - started
-    healthy, hello, stop_s, code = serve_and_stop(client, ref, opts, health_timeout)
+    name = f"kit-smoke-{opts.image_name}-{uuid.uuid4().hex[:8]}"
+    server = opts.smoke.server
+    if server is not None:
+        seen = probe_server(client, ref, name, opts.port, server)
+    else:
+        seen = probe_cli(client, ref, name, opts.smoke.cli)
     report = SmokeReport(
         image=ref,
         index_digest=package.index_digest,
         platform=package.docker.platform,
         load_s=round(load_s, 3),
         image_id=image_id,
-        healthy_after_s=round(healthy, 3),
-        hello=hello,
-        stop_s=round(stop_s, 3),
-        exit_code=code,
+        probe="server" if server is not None else "cli",
+        command=seen.command,
+        exit_code=seen.exit_code,
+        ready_after_s=None if seen.ready_after_s is None else round(seen.ready_after_s, 3),
+        answers=seen.answers,
+        stop_s=None if seen.stop_s is None else round(seen.stop_s, 3),
+        output=seen.output,
     )
     write_record(paths.smoke_report, report)
     return report

@@ -121,7 +121,6 @@ def gather_binaries(
     missing = tuple(t for t, r in records.items() if r is None)
     if missing and build:
         records.update(_build_missing(opts, project, missing, allocator, name))
-    expected = dict(opts.allocator_overrides).get(name, allocator.name)
     inputs = []
     for t in targets:
         record = records[t]
@@ -134,7 +133,8 @@ def gather_binaries(
                 + ("." if build else " (this packaging does not build).")
             )
         path = record.binary(paths)
-        check_binary(path, t, expected)
+        # What the build found and recorded: the crate's own allocator, if it chose one.
+        check_binary(path, t, record.allocator_linked)
         inp = Input(t, record, path, path.read_bytes())
         if inp.sha256 != record.sha256:
             raise PackageError(f"{paths.relative(path)} changed while it was being packaged.")

@@ -315,7 +315,7 @@ def assemble(
 
 
 def containerd_name(repo: str) -> str:
-    """`rust-sample` -> `docker.io/library/rust-sample`, as containerd wants image names."""
+    """`my-app` -> `docker.io/library/my-app`, as containerd wants image names."""
     first, _, rest = repo.partition("/")
     if not rest:
         return f"docker.io/library/{repo}"

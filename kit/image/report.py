@@ -11,6 +11,8 @@ stored inside are relative to the project root (kit.core.paths.Paths.relative).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from kit.core.options import Options
@@ -109,9 +111,18 @@ class PackageReport(Record):
     timings_s: Timings
 
 
+class ProbeAnswer(_Part):
+    """One request of the server probe and the status it got (the body matched)."""
+
+    method: str
+    path: str
+    status: int
+    seconds: float
+
+
 class SmokeReport(Record):
     KIND = "static-rust-kit/smoke-report"
-    VERSION = 1
+    VERSION = 2  # 2: the crate's probes (kit.core.probes), no fixed endpoints
     TITLE = "smoke report"
 
     image: str  # the reference docker load tagged
@@ -119,10 +130,25 @@ class SmokeReport(Record):
     platform: str
     load_s: float
     image_id: str
-    healthy_after_s: float
-    hello: dict[str, str]
-    stop_s: float
+    probe: Literal["server", "cli"]  # which of the crate's probes ran
+    command: tuple[str, ...]  # the container's arguments after the Entrypoint
     exit_code: int | None
+    ready_after_s: float | None = None  # server: until the ready path answered
+    answers: tuple[ProbeAnswer, ...] = ()  # server: every request, in order
+    stop_s: float | None = None  # server: from the stop signal to its exit
+    output: str | None = None  # cli: what it printed on stdout
+
+
+def describe_smoke(report: SmokeReport) -> str:
+    """One line on what the smoke run saw, for the task's summary and the release checklist."""
+    if report.probe == "cli":
+        return f"`{' '.join(report.command)}` exited {report.exit_code}"
+    answered = ", ".join(f"{a.method} {a.path} {a.status}" for a in report.answers)
+    return (
+        f"ready after {report.ready_after_s}s"
+        + (f", {answered}" if answered else "")
+        + f", stopped in {report.stop_s}s (exit {report.exit_code})"
+    )
 
 
 def read_package_report(opts: Options) -> PackageReport:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kit.build import toolchain
+from kit.build import sysroot, toolchain
 from kit.build.backends import all_backends, preference
 from kit.build.plan import probe_host
 from kit.core import console, engine, runner
+from kit.core.cache import cache_root
 from kit.core.errors import KitError
+from kit.core.options import Options
 from kit.core.targets import ALL_TARGETS, host_arch
 
 
@@ -19,10 +21,13 @@ class Check:
     detail: str
 
 
-def checks() -> tuple[list[Check], list[list[str]]]:
+def checks(opts: Options) -> tuple[list[Check], list[list[str]]]:
     """(tool checks, per-target plan rows)."""
     tcs = toolchain.rust_toolchains()
-    return [*toolchain_checks(tcs), *tool_checks()], target_rows(tcs)
+    kit_cache = Check(
+        "kit cache", True, f"{cache_root(opts)} (std-cache = {str(opts.std_cache).lower()})"
+    )
+    return [*toolchain_checks(tcs), kit_cache, *tool_checks()], target_rows(tcs, opts)
 
 
 def toolchain_checks(tcs: tuple[toolchain.RustToolchain, ...]) -> list[Check]:
@@ -89,14 +94,24 @@ def tool_checks() -> list[Check]:
     return found
 
 
-def target_rows(tcs: tuple[toolchain.RustToolchain, ...]) -> list[list[str]]:
+def std_source(plan: toolchain.StdPlan) -> str:
+    """The std column: where std comes from, and for the kit's cache whether it is built."""
+    if plan.sysroot is None:
+        return plan.std
+    built = (plan.sysroot / "inputs.json").is_file()
+    return (
+        f"{plan.std} (built: {plan.sysroot.name})" if built else f"{plan.std} (built on first use)"
+    )
+
+
+def target_rows(tcs: tuple[toolchain.RustToolchain, ...], opts: Options) -> list[list[str]]:
     """How each known target would be built here, and why the other backends would not."""
     host = probe_host()
     backends = all_backends()
     rows = []
     for t in ALL_TARGETS:
         try:
-            plan = toolchain.choose_std(t, tcs)
+            plan = toolchain.choose_std(t, tcs, sysroot.locator(opts))
         except KitError as err:
             rows.append([t.triple, "-", "-", "no", err.message.split(" (")[0]])
             continue
@@ -112,7 +127,7 @@ def target_rows(tcs: tuple[toolchain.RustToolchain, ...]) -> list[list[str]]:
             [
                 t.triple,
                 f"{plan.toolchain.name} {plan.toolchain.rustc_version}",
-                plan.std,
+                std_source(plan),
                 chosen or "no",
                 "; ".join(reasons),
             ]
@@ -120,9 +135,9 @@ def target_rows(tcs: tuple[toolchain.RustToolchain, ...]) -> list[list[str]]:
     return rows
 
 
-def show() -> None:
+def show(opts: Options) -> None:
     """`invoke doctor`: the tool checks and how each target would be built, as two tables."""
-    found, rows = checks()
+    found, rows = checks(opts)
     console.table(
         "tools",
         ["tool", "ok", "detail"],

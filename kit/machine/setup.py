@@ -152,5 +152,6 @@ def setup(root: Path | None = None) -> None:
         )
     for t in SHIPPING_TARGETS:
         plan = toolchain.choose_std(t, toolchain.rust_toolchains())
-        console.success(f"{t.triple}: toolchain {plan.toolchain.name}, std {plan.std}")
+        std = "from its source" if plan.from_source else "prebuilt"
+        console.success(f"{t.triple}: toolchain {plan.toolchain.name}, std {std}")
     console.success(f"host {host_arch()}: set-up complete")

@@ -153,20 +153,27 @@ def _allocator_component(record: BuildRecord, crate_versions: dict[str, str]) ->
     alloc = parse_allocator(name)
     sys_crate = SYS_CRATES.get(name)
     version = record.smoke.report.get("allocator_version")
+    if record.injected is not None:  # put on the link line by the kit: "crate version"
+        crate_versions = {**crate_versions, **dict([record.injected.source.split(" ", 1)])}
+        props.append(Property(name="kit:allocator:injected", value=record.injected.sha256))
     if sys_crate in crate_versions:
         crate_v = crate_versions[sys_crate]
         if not version:
             version = crate_v.split("+", 1)[1].split("-", 1)[0] if "+" in crate_v else crate_v
         props.append(Property(name="kit:allocator:crate", value=f"{sys_crate}@{crate_v}"))
-    if alloc.crate:
+    if alloc.crate and record.allocator_route == "feature":
         props.append(Property(name="kit:allocator:rust-crate", value=alloc.crate))
+    how = {
+        "injected": "linked in place of the libc's malloc (all Rust and C allocations)",
+        "crate": "the crate's own #[global_allocator]",
+    }.get(record.allocator_route, "the binary's #[global_allocator]")
     return Component(
         name=name,
         version=version or None,
         type=ComponentType.LIBRARY,
         bom_ref="kit:allocator",
         purl=_purl(name, version, "generic") if version else None,
-        description=f"{name}, the binary's #[global_allocator]",
+        description=f"{name}, {how}",
         scope=ComponentScope.REQUIRED,
         properties=props,
     )

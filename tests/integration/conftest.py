@@ -57,7 +57,7 @@ def quick_bench(tmp_path_factory):
         seed=1,
         http_duration_s=1.0,
         warmup_s=1.0,
-        stress_seconds=0.2,
+        command_seconds=0.2,
         connections=(8, 32),
     )
     assert outcome is not None  # None only in a dry run

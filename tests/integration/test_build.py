@@ -62,7 +62,7 @@ def test_matrix_builds_static_binaries_for_both_arches_and_all_allocators(matrix
         assert r["smoke"]["report"]["allocator"] == r["allocator"]
         assert r["smoke"]["report"]["target"] == r["triple"]
         assert r["libc"]["name"] == "musl"
-        assert r["std"] in {"prebuilt", "build-std"} and r["backend"] in {
+        assert r["std"] in {"prebuilt", "cached-sysroot", "build-std"} and r["backend"] in {
             "zigbuild",
             "cargo",
             "cross",

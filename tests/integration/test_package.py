@@ -23,9 +23,10 @@ from kit.build.record import read_build_record, write_build_record
 from kit.build.run import build_matrix
 from kit.core import engine
 from kit.core.allocators import MIMALLOC
-from kit.core.errors import GateError, PackageError
+from kit.core.errors import GateError, PackageError, SmokeError
 from kit.core.options import Options, resolve_options
 from kit.core.paths import Paths
+from kit.core.probes import CliProbe, Request, Smoke
 from kit.core.targets import SHIPPING_TARGETS
 from kit.image import layout, oci
 from kit.image.container import smoke
@@ -36,6 +37,7 @@ from tests.unit.test_oci import HandMade
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+SMOKE_LABEL = "dev.static-rust-kit.smoke=1"
 
 
 def _opts(base: Path, **flags) -> Options:
@@ -44,7 +46,7 @@ def _opts(base: Path, **flags) -> Options:
         flags={
             "dist_dir": str(base / "dist"),
             "reports_dir": str(base / "reports"),
-            "target_dir": str(ROOT / "target"),
+            "target_dir": os.environ.get("KIT_TARGET_DIR", str(ROOT / "target")),
             **flags,
         },
     )
@@ -201,12 +203,49 @@ def test_merging_per_target_layouts_gives_the_same_digest(
 def test_docker_load_and_smoke(built: Options, packaged: PackageReport):
     if engine.ping() is None:
         pytest.skip("no Docker engine reachable")
-    report = smoke(built)
-    assert report.exit_code == 0
-    assert report.stop_s < 5
-    assert report.hello == {"message": "Hello, Ferris! You are a crab."}
+    report = smoke(built)  # rust_sample's own server probe (rust_sample/Cargo.toml)
+    server = built.smoke.server
+    assert server is not None
+    assert report.probe == "server" and report.exit_code == 0
+    assert report.command == server.argv_for(built.port)
+    assert report.stop_s is not None and report.stop_s < server.grace_period_s
+    assert [(a.path, a.status) for a in report.answers] == [
+        (r.path, r.status) for r in server.requests
+    ]
     assert report.image_id in {packaged.docker.image_id, packaged.index_digest}
     assert read_smoke_report(built) == report
+
+
+def _smoke_containers() -> list[str]:
+    client = engine.client()
+    return [c.name for c in client.containers.list(all=True, filters={"label": SMOKE_LABEL})]
+
+
+def test_without_a_server_probe_the_image_runs_the_cli_probe(
+    built: Options, packaged: PackageReport
+):
+    if engine.ping() is None:
+        pytest.skip("no Docker engine reachable")
+    cli = CliProbe(stdout_regex=r"allocator=mimalloc target=x86_64-unknown-linux-musl")
+    report = smoke(_with(built, smoke=Smoke(cli=cli)))
+    assert (report.probe, report.command, report.exit_code) == ("cli", ("--version",), 0)
+    assert report.output is not None and report.output.startswith("rust_sample 0.1.0 ")
+    with pytest.raises(SmokeError, match=r"does not match /allocator=jemalloc/"):
+        smoke(_with(built, smoke=Smoke(cli=CliProbe(stdout_regex="allocator=jemalloc"))))
+    assert not _smoke_containers()
+
+
+def test_a_wrong_answer_from_the_image_is_a_smoke_error_and_no_container_is_left(
+    built: Options, packaged: PackageReport
+):
+    if engine.ping() is None:
+        pytest.skip("no Docker engine reachable")
+    server = built.smoke.server
+    assert server is not None
+    wrong = server.model_copy(update={"requests": (Request(path="/healthz", status=204),)})
+    with pytest.raises(SmokeError, match=r"GET http://127\.0\.0\.1:\d+/healthz answered 200, "):
+        smoke(_with(built, smoke=Smoke(server=wrong)))
+    assert not _smoke_containers()
 
 
 # --- bad input: a clear error and nothing half-written ---------------------------------------

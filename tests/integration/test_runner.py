@@ -72,3 +72,51 @@ def test_dry_mode_prints_and_starts_nothing(tmp_path, capsys):
         runner.set_dry(False)
     assert done.dry and not marker.exists()
     assert "dry run, not started" in capsys.readouterr().err
+
+
+# --- background processes: runner.background ---------------------------------------------------
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_background_process_and_its_children_never_outlive_the_block(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    script = f"sleep 60 & echo $! > {pidfile}; echo started; echo oops >&2; wait"
+    leader = 0
+    with (
+        pytest.raises(RuntimeError, match="the caller failed"),
+        runner.background(["sh", "-c", script]) as proc,
+    ):
+        deadline = time.monotonic() + 5
+        while not pidfile.exists() or "oops" not in proc.output():
+            assert time.monotonic() < deadline, "the script did not start"
+            time.sleep(0.05)
+        leader = proc.pid
+        assert proc.poll() is None
+        assert "--- stdout ---\nstarted" in proc.output()
+        assert "--- stderr ---\noops" in proc.output()
+        raise RuntimeError("the caller failed")
+    assert _gone(leader) and _gone(int(pidfile.read_text()))
+
+
+def test_a_background_process_gets_the_signal_and_its_exit_code_is_read():
+    trap = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done"
+    with runner.background(["sh", "-c", trap], env={"UNUSED": "1"}) as proc:
+        deadline = time.monotonic() + 5
+        while "ready" not in proc.stdout():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert proc.wait(0.2) is None  # still running: None, not an exception
+        proc.send_signal(15)
+        assert proc.wait(5) == 7
+        assert "got TERM" in proc.stdout()
+        proc.send_signal(15)  # to a process that has exited: nothing happens

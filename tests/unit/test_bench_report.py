@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kit
-from kit.bench import analysis, facts, plan, report, stress, variants
+from kit.bench import analysis, command, facts, plan, report, variants
 from kit.bench import run as bench
 from kit.bench.winner import Winner
 from kit.build.record import (
@@ -24,9 +24,12 @@ from kit.build.record import (
 )
 from kit.core import runner
 from kit.core.errors import BenchError, ConfigError, ToolMissingError
-from kit.core.options import Options
+from kit.core.options import Options, resolve_options
 from kit.core.paths import Paths
 from kit.core.records import read_record
+from kit.core.workloads import BenchWorkloads
+
+ROOT = Path(__file__).resolve().parents[2]
 
 VARIANTS = {
     # key: (allocator, libc, stress speed factor per pattern at 2+ threads, http req/s, rss KiB)
@@ -36,7 +39,27 @@ VARIANTS = {
     "glibc-system": ("system", "gnu", 0.6, 14_000, 22_000),
 }
 TRIPLES = {"musl": "x86_64-unknown-linux-musl", "gnu": "x86_64-unknown-linux-gnu"}
-PROJECT = Options(root=Path("/project"))  # never touched: only paths are computed from it
+# An HTTP server and an allocation micro-benchmark, as a crate would declare them.
+WORKLOADS = BenchWorkloads.model_validate(
+    {
+        "http": [
+            {"name": "alloc", "argv": ["serve", "--port", "{port}"], "path": "/api/alloc?n=100"},
+            {"name": "plaintext", "argv": ["serve", "--port", "{port}"], "control": True},
+        ],
+        "command": [
+            {
+                "name": "stress",
+                "key": "stress-{pattern}-t{threads}",
+                "argv": ["stress", "-t", "{threads}", "-p", "{pattern}", "-s", "{seconds}"],
+                "params": {"pattern": ["local", "cross"], "threads": [1, 2, "2*nproc"]},
+                "metric": {"name": "ops_per_sec", "regex": "ops=([0-9.]+)", "better": "higher"},
+                "control": {"threads": 1},
+            }
+        ],
+    }
+)
+# never touched: only paths are computed from it
+PROJECT = Options(root=Path("/project"), bench_workloads=WORKLOADS)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +79,7 @@ def settings(**kw) -> plan.BenchSettings:
         seed=0,
         http_duration_s=5.0,
         warmup_s=1.0,
-        stress_seconds=1.0,
+        command_seconds=1.0,
         connections=(16, 64),
         noise_margin=0.05,
         resamples=500,
@@ -76,6 +99,7 @@ def build_record(libc: str, allocator: str, name: str = "rust_sample") -> BuildR
         oci_platform="linux/amd64",
         allocator=allocator,
         allocator_linked=allocator,
+        allocator_route="libc" if allocator == "system" else "feature",
         backend="zigbuild",
         toolchain=ToolchainFacts(name="stable", rustc="rustc 1.96.0\nhost: x", cargo="cargo 1.96"),
         zig="0.15.2" if musl else None,
@@ -109,24 +133,31 @@ def bench_variants(opts: Options) -> list[variants.Variant]:
     return variants.variants_from_records(records, opts)
 
 
+def scenarios_of(s: plan.BenchSettings, workloads: BenchWorkloads = WORKLOADS, cores: int = 2):
+    return plan.plan_scenarios(workloads, s, cores, Path("/project"))
+
+
 def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) -> dict:
     s = settings(repetitions=reps)
-    scenarios = plan.plan_scenarios(s, cores=2)
+    scenarios = scenarios_of(s)
     rng = np.random.default_rng(0)
     samples = []
     for key, (_alloc, _libc, factor, rps, rss) in VARIANTS.items():
         for sc in scenarios:
             for rep in range(reps):
                 noise = rng.normal(1.0, 0.01)
-                if sc.kind == "stress":
-                    speed = 1.0 if sc.threads == 1 else factor
+                if sc.kind == "command":
+                    speed = 1.0 if sc.params["threads"] == 1 else factor
                     samples.append(
                         {
                             "variant": key,
                             "scenario": sc.key,
-                            "kind": "stress",
+                            "kind": "command",
                             "rep": rep,
                             "ops_per_sec": 5e7 * speed * noise,
+                            "wall_s": 1.01,
+                            "peak_rss_kb": rss / 10,
+                            "cpu_s": 1.9,
                         }
                     )
                 else:
@@ -175,8 +206,45 @@ def synthetic_results(reps: int = 5, *, complete: bool = True, drop: int = 0) ->
     }
 
 
+TODAYS_SCENARIOS = [
+    "stress-local-t1",
+    "stress-local-t2",
+    "stress-local-t4",
+    "stress-cross-t1",
+    "stress-cross-t2",
+    "stress-cross-t4",
+    "http-alloc-c16",
+    "http-alloc-c64",
+    "http-plaintext-c16",
+    "http-plaintext-c64",
+]
+
+
+def test_rust_samples_config_gives_the_scenarios_it_always_had():
+    # Its workloads moved from kit/bench into its Cargo.toml (issue 9, section 6): same keys,
+    # the same decision scenario (bench/baseline.json's), the same controls for parity.
+    opts = resolve_options(ROOT)
+    scenarios = plan.plan_scenarios(
+        opts.bench_workloads, plan.resolve_settings(opts), 2, opts.manifest.parent
+    )
+    assert [s.key for s in scenarios] == TODAYS_SCENARIOS
+    assert [s.key for s in scenarios if s.decides] == ["http-alloc-c64"]
+    assert [s.key for s in scenarios if s.control] == [
+        "stress-local-t1",
+        "stress-cross-t1",
+        "http-plaintext-c16",
+        "http-plaintext-c64",
+    ]
+    local4 = scenarios[2].command
+    assert local4 is not None
+    assert local4.argv == ("stress", "--threads", "4", "--pattern", "local", "--seconds", "1")
+    alloc = scenarios[7].http
+    assert alloc is not None and alloc.path == "/api/alloc?n=100" and not alloc.custom
+    assert alloc.argv == ("serve", "--bind", "127.0.0.1", "--port", "{port}")
+
+
 def test_scenarios_cover_threads_patterns_endpoints_and_connections():
-    keys = [s.key for s in plan.plan_scenarios(settings(connections=(16, 64)), cores=2)]
+    keys = [s.key for s in scenarios_of(settings(connections=(16, 64)))]
     assert keys == [
         "stress-local-t1",
         "stress-local-t2",
@@ -189,7 +257,10 @@ def test_scenarios_cover_threads_patterns_endpoints_and_connections():
         "http-plaintext-c16",
         "http-plaintext-c64",
     ]
-    assert plan.stress_thread_counts(8) == (1, 2, 16)
+    eight = scenarios_of(settings(), cores=8)
+    assert [s.params["threads"] for s in eight if s.workload == "stress"] == [1, 2, 16] * 2
+    one = scenarios_of(settings(), cores=1)  # 2 * nproc = 2, already listed: not repeated
+    assert [s.params["threads"] for s in one if s.workload == "stress"] == [1, 2] * 2
 
 
 def test_variants_come_from_build_records_one_per_libc_and_allocator():
@@ -198,7 +269,7 @@ def test_variants_come_from_build_records_one_per_libc_and_allocator():
     records.append(build_record("musl", "jemalloc", name="other_bin"))
     vs = variants.variants_from_records(records, PROJECT)
     assert [v.key for v in vs] == list(VARIANTS)
-    assert sorted(v.key for v in vs) == sorted(variants.planned_keys())
+    assert sorted(v.key for v in vs) == sorted(variants.planned_keys(PROJECT))
     jemalloc = vs[1]
     assert jemalloc.record.name == "rust_sample" and jemalloc.size == 3_400_000
     assert jemalloc.binary == Path("/project/dist/x86_64-unknown-linux-musl/jemalloc/rust_sample")
@@ -229,7 +300,7 @@ def test_tool_facts_name_the_malloc_musl_system_really_uses():
 
 def test_schedule_is_seeded_interleaved_and_complete():
     vs = bench_variants(PROJECT)
-    scenarios = plan.plan_scenarios(settings(), cores=2)
+    scenarios = scenarios_of(settings())
     a = plan.schedule(vs, scenarios, 5, seed=1)
     b = plan.schedule(vs, scenarios, 5, seed=1)
     c = plan.schedule(vs, scenarios, 5, seed=2)
@@ -265,13 +336,15 @@ def test_quick_settings_keep_everything_but_shorten(tmp_path):
         plan.resolve_settings(opts, no_such_setting=1)
 
 
-def test_parse_stress_takes_the_json_line():
-    out = 'noise\n{"mode":"stress","ops":10,"seconds":0.5,"ops_per_sec":20.0,"threads":2}\n'
-    assert stress.parse_stress(out)["ops_per_sec"] == 20.0
-    with pytest.raises(BenchError):
-        stress.parse_stress("no json here")
-    with pytest.raises(BenchError, match="ops_per_sec, ops, seconds"):
-        stress.parse_stress('{"ops_per_sec": 20.0}')
+def test_a_commands_metric_is_the_last_match_in_its_stdout():
+    out = 'warming up ops=1\n{"mode":"stress","ops_per_sec":20.5e3,"threads":2}\nops=7\n'
+    assert command.parse_metric(out, r'"ops_per_sec":([0-9.eE+-]+)') == 20500.0
+    assert command.parse_metric(out, r"ops=([0-9]+)") == 7.0  # the last one: the final figure
+    assert command.parse_metric("took 1.25 s", r"\d+\.\d+") == 1.25  # no group: the match
+    with pytest.raises(BenchError, match="no match"):
+        command.parse_metric("no number here", r"ops=([0-9]+)")
+    with pytest.raises(BenchError, match="not a number"):
+        command.parse_metric("ops=abc", r"ops=(\w+)")
 
 
 def test_parse_cpu_model():
@@ -287,7 +360,9 @@ def test_summary_has_medians_intervals_and_ratios_for_every_cell():
     summary = analysis.summarise(results)
     assert set(summary) == {s["key"] for s in results["scenarios"]}
     local2 = summary["stress-local-t2"]
+    assert local2["metric"] == "ops_per_sec"
     assert local2["cells"]["musl-system"]["n"] == 5
+    assert local2["cells"]["musl-jemalloc"]["peak_rss_kb"] == 3_000
     lo, hi = local2["cells"]["musl-mimalloc"]["ci"]
     assert lo <= local2["cells"]["musl-mimalloc"]["median"] <= hi
     r = local2["ratios"]["musl-system"]["musl-mimalloc"]
@@ -312,18 +387,24 @@ def test_winner_rule_on_synthetic_results_is_a_tie_broken_by_rss():
 def test_report_states_rule_winner_parity_ratios_and_closed_loop():
     results = synthetic_results()
     summary = analysis.summarise(results)
-    text = report.render_report(results, summary, analysis.decide(results), ["micro_ops.png"])
+    text = report.render_report(results, summary, analysis.decide(results), ["command_stress.png"])
     assert "INCOMPLETE" not in text
     assert "## Winner" in text and "**musl-mimalloc**" in text
     assert "noise margin (5%)" in text
     assert "coordinated omission" in text and "closed-loop" in text
     assert "## Ratios vs musl-system" in text and "## Ratios vs glibc (static)" in text
-    assert "Single-thread parity" in text and "stress-local-t1" in text
+    assert "Parity check of the control scenarios" in text
+    assert "- stress-local-t1: musl/glibc" in text and "- http-plaintext-c64: musl/glibc" in text
+    assert "- http-alloc-c64: musl/glibc" not in text  # not a control
     assert "parity (interval overlaps the noise band)" in text
+    assert "`alloc` (HTTP, 2 scenarios)" in text
+    assert "`stress` (command, 6 scenarios, 2 controls)" in text
+    assert "### stress: ops_per_sec, higher is better" in text
+    assert "Here: `http-alloc-c64` (throughput in req/s, higher is better)" in text
     assert "Test CPU" in text and "wrk debian/4.1.0" in text
     assert "musl: 1.2.5 (from zig), malloc of musl-system: musl's mallocng" in text
     assert "Run `reports/bench/20250101T000000Z`" in text
-    assert "![micro_ops.png](micro_ops.png)" in text
+    assert "![command_stress.png](command_stress.png)" in text
     assert "smallest p-value" not in text  # 5 repetitions can reach p < 0.05
 
 
@@ -344,10 +425,10 @@ def test_outputs_complete_run(tmp_path, _matplotlib_ready):
         "report.md",
         "winner.json",
         "http_throughput.png",
-        "micro_ops.png",
+        "command_stress.png",
     ):
         assert (run_dir / name).is_file(), name
-    assert (run_dir / "micro_ops.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "command_stress.png").read_bytes()[:4] == b"\x89PNG"
     winner = read_record(Winner, run_dir / "winner.json")
     assert winner == read_record(Winner, Paths.of(opts).winner)
     assert winner.allocator == "mimalloc" and winner.variant == "musl-mimalloc"
@@ -355,6 +436,7 @@ def test_outputs_complete_run(tmp_path, _matplotlib_ready):
     assert winner.run == f"reports/bench/{run_dir.name}"  # project-relative
     assert winner.mode == "full" and not winner.outright
     assert winner.reason == decision.reason and winner.metrics.throughput_rps > 0
+    assert winner.metrics.metric == "throughput_rps" and winner.metrics.higher_is_better
     assert winner.metrics.ratio_vs_musl_system is not None
     assert winner.metrics.ratio_vs_musl_system.ratio > 1
     saved = json.loads((run_dir / "results.json").read_text())
@@ -398,7 +480,7 @@ def test_without_the_bench_extra_the_bench_stops_with_the_install_command(monkey
         monkeypatch.setitem(sys.modules, name, None)
     fresh = importlib.import_module("kit.bench.run")
     with pytest.raises(ToolMissingError) as info:
-        fresh.run_bench(Options(root=tmp_path))
+        fresh.run_bench(Options(root=tmp_path, bench_workloads=WORKLOADS))
     assert info.value.exit_code == 3
     assert 'python3 -m pip install -e ".[bench]"' in info.value.message
     assert "numpy, scipy, matplotlib" in info.value.message
@@ -412,7 +494,9 @@ def test_dry_run_prints_the_plan_and_runs_nothing(monkeypatch, tmp_path, capsys)
     monkeypatch.setattr(bench, "usable_cores", lambda: 2)
     runner.set_dry(True)
     try:
-        outcome = bench.run_bench(Options(root=tmp_path), quick=True, repetitions=2)
+        outcome = bench.run_bench(
+            Options(root=tmp_path, bench_workloads=WORKLOADS), quick=True, repetitions=2
+        )
     finally:
         runner.set_dry(False)
     assert outcome is None
@@ -421,4 +505,5 @@ def test_dry_run_prints_the_plan_and_runs_nothing(monkeypatch, tmp_path, capsys)
     assert "musl-system, musl-jemalloc, musl-mimalloc, glibc-system" in out
     assert "stress-local-t1" in out and "http-alloc-c64" in out
     assert "4 variants x 10 scenarios x 2 repetitions = 80 runs" in out
+    assert "the winner is decided on: http-alloc-c64" in out
     assert not (tmp_path / "reports").exists()

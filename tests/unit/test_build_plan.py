@@ -33,6 +33,7 @@ WITH_SOURCE = RustToolchain(
     sysroot=Path("/usr"),
     prebuilt_targets=frozenset({"x86_64-unknown-linux-gnu"}),
     has_std_source=True,
+    rustc_vv="rustc 1.96.0\nbinary: rustc\ncommit-hash: ac68faa\nhost: x86_64-unknown-linux-gnu",
 )
 WITH_MUSL = RustToolchain(
     name="stable",
@@ -51,7 +52,7 @@ HOST = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, dock
 
 @pytest.fixture
 def opts(tmp_path):
-    return resolve_options(tmp_path, environ={})
+    return resolve_options(tmp_path, environ={"KIT_CACHE_DIR": str(tmp_path / "cache")})
 
 
 def test_prebuilt_std_is_preferred_when_installed():
@@ -70,9 +71,30 @@ def test_no_way_to_get_std_is_an_actionable_error():
     assert "rustup target add aarch64-unknown-linux-musl" in e.value.hint
 
 
-def test_build_std_plan_for_aarch64_with_jemalloc(opts):
+def test_std_from_source_comes_from_the_kits_cached_sysroot(opts):
     plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
     argv, env = plan.invocation.argv, plan.invocation.env
+    assert plan.request.std.std == "cached-sysroot"
+    sysroot = plan.request.std.sysroot
+    assert sysroot is not None
+    assert sysroot.parent == opts.root / "cache" / "std" / "aarch64-unknown-linux-musl"
+    assert plan.backend == "zigbuild"
+    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
+    assert not any(a.startswith("-Z") for a in argv)
+    cfg = argv[argv.index("--config") + 1]
+    assert cfg == (
+        'target.aarch64-unknown-linux-musl.rustflags = ["-C", "link-self-contained=no", '
+        f'"--sysroot={sysroot}"]'
+    )
+    assert "RUSTC_BOOTSTRAP" not in env  # no unstable flag is left in the build itself
+    assert env["JEMALLOC_SYS_WITH_LG_PAGE"] == "16"
+
+
+def test_std_cache_false_builds_std_in_the_projects_target_dir(tmp_path):
+    opts = resolve_options(tmp_path, environ={"KIT_STD_CACHE": "false"})
+    plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
+    argv, env = plan.invocation.argv, plan.invocation.env
+    assert plan.request.std.std == "build-std" and plan.request.std.sysroot is None
     assert plan.backend == "zigbuild"
     assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
     assert "-Zbuild-std=std,panic_unwind" in argv

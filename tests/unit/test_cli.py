@@ -33,7 +33,7 @@ def offline_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
     monkeypatch.setattr(engine, "ping", lambda: None)
     # nothing from earlier runs in the repository's own dist/ or reports/ may answer for a task
-    for key in ("DIST_DIR", "TARGET_DIR", "REPORTS_DIR"):
+    for key in ("DIST_DIR", "TARGET_DIR", "REPORTS_DIR", "CACHE_DIR"):
         monkeypatch.setenv(f"KIT_{key}", str(tmp_path / key.lower()))
     toolchain.rust_toolchains.cache_clear()
     yield
@@ -45,8 +45,12 @@ def test_dry_build_of_the_whole_matrix_starts_no_process(offline_host, capsys):
     err = capsys.readouterr().err
     planned = [line for line in err.splitlines() if "(dry run, not started)" in line]
     assert any("cargo metadata" in line for line in planned)
-    builds = [line for line in planned if " zigbuild " in line]
+    # std from source: built once per target into the kit's cache, then passed as --sysroot
+    std = [line for line in planned if "-Zbuild-std=std,panic_unwind,panic_abort" in line]
+    assert len(std) == 2, err
+    builds = [line for line in planned if " zigbuild " in line and line not in std]
     assert len(builds) == 6, err
+    assert all("--sysroot=" in line and "-Zbuild-std" not in line for line in builds)
     for triple in ("x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"):
         assert sum(f"--target {triple}" in line for line in builds) == 3
     assert sum("--features jemalloc" in line for line in builds) == 2
@@ -112,7 +116,7 @@ def test_the_console_command_finds_cargo_toml_from_the_current_directory(
     monkeypatch.delenv("KIT_TARGET_DIR")  # the crate's own, beside its Cargo.toml
     console_command().run(["srk", "--dry", "build", "-t", "aarch64", "-a", "system"], exit=False)
     err = capsys.readouterr().err
-    builds = [line for line in err.splitlines() if " zigbuild " in line]
+    builds = [line for line in err.splitlines() if " zigbuild " in line and "<probe>" not in line]
     assert len(builds) == 1 and f"--manifest-path {crate / 'Cargo.toml'}" in builds[0]
     assert f"CARGO_TARGET_DIR={crate / 'target'}" in builds[0]
 

@@ -106,6 +106,7 @@ def plant_binary(opts: Options, data: bytes = X86_ELF, *, target=X86_64_MUSL) ->
         oci_platform=target.oci_platform,
         allocator="system",
         allocator_linked="system",
+        allocator_route="libc",
         backend="zigbuild",
         toolchain={"name": "", "rustc": "rustc 1.96.0", "cargo": "cargo 1.96.0"},
         zig=None,
@@ -299,7 +300,8 @@ def test_the_child_gets_the_same_options(tmp_path: Path):
     opts = opts_in(
         tmp_path,
         bins="app",
-        allocator_overrides="app=mimalloc",
+        allocator_link="inject",
+        smoke='{"cli": {"argv": ["--help"], "stdout-regex": "usage"}}',
         dist_dir=str(tmp_path / "elsewhere"),
         bench_connections="8,32",
         size_budget_mb=3.5,

@@ -20,7 +20,7 @@ def test_defaults_when_there_is_no_config(tmp_path: Path) -> None:
     opts = resolve_options(tmp_path, environ={})
     assert opts.size_budget_mb == Options().size_budget_mb
     assert opts.registry_port == 0
-    assert opts.allocator_overrides == ()
+    assert opts.allocator_link == "auto"
     assert set(opts.sources.values()) == {"default", "derived from the root"}
     assert opts.image_name  # no Cargo.toml there: named after the root directory
 
@@ -40,9 +40,9 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
 
 
 def test_describe_shows_value_and_source(tmp_path: Path) -> None:
-    write_config(tmp_path, '[tool.kit]\nallocator-overrides = { ws-own-alloc = "mimalloc" }\n')
+    write_config(tmp_path, '[tool.kit]\nallocator-link = "inject"\n')
     rows = {k: (v, s) for k, v, s in describe(resolve_options(tmp_path, environ={}))}
-    assert rows["allocator-overrides"] == ("ws-own-alloc=mimalloc", "pyproject.toml")
+    assert rows["allocator-link"] == ("inject", "pyproject.toml")
     assert rows["bench-baseline"] == ("bench/baseline.json", "default")
 
 
@@ -56,7 +56,7 @@ def test_lists_from_env_are_comma_separated(tmp_path: Path) -> None:
     [
         ("file", {"config": "[tool.kit]\nsize-budjet-mb = 3\n"}, "size-budget-mb"),
         ("env", {"environ": {"KIT_REGISTRY_PROT": "5000"}}, "registry-port"),
-        ("flag", {"flags": {"allocator-overides": "a=b"}}, "allocator-overrides"),
+        ("flag", {"flags": {"allocator-lnk": "inject"}}, "allocator-link"),
     ],
 )
 def test_unknown_keys_suggest_the_closest(
@@ -77,9 +77,8 @@ def test_unknown_keys_suggest_the_closest(
         ("targets = 3", "must be a list"),
         ("targets = [1, 2]", "must be a list of str"),
         ("manifest-path = 3", "must be a path string"),
-        ('allocator-overrides = ["a"]', "must be a table of strings"),
-        ("allocator-overrides = { a = 1 }", "must be a table of strings"),
-        ('allocator-overrides = { a = "tcmalloc" }', "allocator-overrides.a: Unknown allocator"),
+        ('allocator-link = "static"', "allocator-link 'static' is not one of"),
+        ('allocators = ["tcmalloc"]', "Unknown allocator"),
         ("registry-port = 70000", "registry-port 70000"),
         ("bench-regression-margin = -0.1", "bench-regression-margin"),
     ],
@@ -90,11 +89,12 @@ def test_wrong_types_and_values_are_errors(tmp_path: Path, body: str, message: s
         resolve_options(tmp_path, environ={})
 
 
-def test_overrides_from_the_environment(tmp_path: Path) -> None:
-    opts = resolve_options(tmp_path, environ={"KIT_ALLOCATOR_OVERRIDES": "b=jemalloc,a=mimalloc"})
-    assert opts.allocator_overrides == (("a", "mimalloc"), ("b", "jemalloc"))
-    with pytest.raises(ConfigError, match="name=value pairs"):
-        resolve_options(tmp_path, environ={"KIT_ALLOCATOR_OVERRIDES": "a"})
+def test_the_allocator_route_from_the_environment(tmp_path: Path) -> None:
+    opts = resolve_options(tmp_path, environ={"KIT_ALLOCATOR_LINK": "feature"})
+    assert (opts.allocator_link, opts.sources["allocator_link"]) == (
+        "feature",
+        "env KIT_ALLOCATOR_LINK",
+    )
 
 
 def test_malformed_toml_is_a_config_error(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ def build_record(**changes: object) -> BuildRecord:
         "oci_platform": "linux/amd64",
         "allocator": "system",
         "allocator_linked": "system",
+        "allocator_route": "libc",
         "backend": "zigbuild",
         "toolchain": {"name": "debian-web", "rustc": "rustc 1.96.0", "cargo": "1.96.0"},
         "zig": "0.15.2",
@@ -63,10 +64,10 @@ def test_a_build_record_round_trips_through_its_file(tmp_path):
 @pytest.mark.parametrize(
     ("content", "needles"),
     [
-        ({"schema": 1, "name": "app"}, ["older kit", "schema 1", "version 2"]),
+        ({"schema": 1, "name": "app"}, ["older kit", "schema 1", "version 3"]),
         ({"kind": "something-else", "schema_version": 2}, ["not a build record", "something-else"]),
-        ({"kind": BuildRecord.KIND, "schema_version": 9}, ["schema version 9", "reads version 2"]),
-        ({"kind": BuildRecord.KIND, "schema_version": 2, "name": 3}, ["not a valid build record"]),
+        ({"kind": BuildRecord.KIND, "schema_version": 9}, ["schema version 9", "reads version 3"]),
+        ({"kind": BuildRecord.KIND, "schema_version": 3, "name": 3}, ["not a valid build record"]),
         ([1, 2], ["not a build record", "list"]),
     ],
 )

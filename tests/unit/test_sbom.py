@@ -57,6 +57,7 @@ RECORD = BuildRecord.model_validate(
         "oci_platform": "linux/amd64",
         "allocator": "jemalloc",
         "allocator_linked": "jemalloc",
+        "allocator_route": "feature",
         "backend": "zigbuild",
         "toolchain": {
             "name": "debian-web",
@@ -117,7 +118,9 @@ def test_the_binary_is_the_subject(doc: dict) -> None:
 
 
 def test_system_allocator_is_the_libc_malloc() -> None:
-    record = RECORD.model_copy(update={"allocator": "system", "allocator_linked": "system"})
+    record = RECORD.model_copy(
+        update={"allocator": "system", "allocator_linked": "system", "allocator_route": "libc"}
+    )
     doc = json.loads(render(build_bom(META, record, {}, EPOCH)))
     alloc = next(c for c in doc["components"] if c["bom-ref"] == "kit:allocator")
     assert (alloc["name"], alloc["version"]) == ("musl-malloc", "1.2.5")

@@ -3,6 +3,12 @@
 Each backend plans a command and its environment from a BuildRequest (pure, testable) and says
 why it cannot build a target here (None when it can). `select_backend` implements
 `--backend auto`: the first backend in the target's preference order that can build it.
+
+A request with `link_args` (an allocator injected at link time, kit.build.inject) is planned as
+`cargo rustc --bin B -- <link args>` for one binary: cargo passes those arguments to the final
+compilation only, so the dependencies (and std) built for the plain build are reused and only
+that binary is compiled and linked again. The same arguments in rustflags would change every
+unit's fingerprint and rebuild the whole graph, std included, for each allocator.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kit.build.toolchain import StdPlan
-from kit.core.allocators import Allocator
+from kit.core.allocators import Allocator, Route
 from kit.core.errors import ConfigError, ToolMissingError
 from kit.core.runner import Invocation
 from kit.core.targets import Target
@@ -40,6 +46,14 @@ class BuildRequest:
     profile: str = "release"
     bins: tuple[str, ...] = ()
     locked: bool = True
+    route: Route = Route.LIBC
+    link_args: tuple[str, ...] = ()  # rustc arguments for the one binary in `bins`
+    package: str | None = None  # the package of that binary, for `cargo rustc -p`
+
+    @property
+    def subcommand(self) -> str:
+        """cargo's subcommand: `rustc` to pass link arguments to one binary, else `build`."""
+        return "rustc" if self.link_args else "build"
 
 
 class Backend(Protocol):
@@ -64,8 +78,10 @@ def cargo_args(req: BuildRequest) -> list[str]:
     args += ["--release"] if req.profile == "release" else ["--profile", req.profile]
     if req.locked:
         args.append("--locked")
-    if req.allocator.feature:
+    if req.route is Route.FEATURE and req.allocator.feature:
         args += ["--features", req.allocator.feature]
+    if req.package and req.link_args:
+        args += ["--package", req.package]
     for b in req.bins:
         args += ["--bin", b]
     rustflags = target_rustflags(req)
@@ -75,6 +91,8 @@ def cargo_args(req: BuildRequest) -> list[str]:
         args += ["--config", f"target.{req.target.triple}.rustflags = [{quoted}]"]
     if req.std.build_std:
         args.append("-Zbuild-std=std,panic_unwind")
+    if req.link_args:
+        args += ["--", *req.link_args]
     return args
 
 
@@ -82,10 +100,14 @@ def target_rustflags(req: BuildRequest) -> list[str]:
     flags: list[str] = []
     if req.target.libc == "gnu":
         flags += ["-C", "target-feature=+crt-static"]  # a static glibc binary (static-pie)
-    if req.target.libc == "musl" and req.std.build_std:
+    if req.target.libc == "musl" and req.std.from_source:
         # std built from source has no self-contained crt objects (rcrt1.o, crti.o ...) in the
         # sysroot; zig supplies crt and libc instead (../shared/TOOLCHAIN.md).
         flags += ["-C", "link-self-contained=no"]
+    if req.std.sysroot is not None:
+        # std built once into the kit's cache (kit.build.sysroot); as a target rustflag it
+        # reaches the target's units only, so build scripts and proc macros keep the host std.
+        flags.append(f"--sysroot={req.std.sysroot}")
     return flags
 
 
@@ -94,7 +116,8 @@ def base_env(req: BuildRequest) -> dict[str, str]:
     if req.std.build_std and not req.std.toolchain.nightly:
         # -Zbuild-std is unstable; a stable toolchain accepts it with RUSTC_BOOTSTRAP=1.
         env["RUSTC_BOOTSTRAP"] = "1"
-    env.update(req.target.allocator_env(req.allocator.name))
+    if req.route is Route.FEATURE:
+        env.update(req.target.allocator_env(req.allocator.name))
     return env
 
 

@@ -15,7 +15,7 @@ class CargoBackend:
     def unavailable_reason(self, target: Target, std: StdPlan, host: HostFacts) -> str | None:
         if target.arch != host.arch:
             return f"no native linker for {target.arch} on this {host.arch} host"
-        if target.libc == "musl" and std.build_std:
+        if target.libc == "musl" and std.from_source:
             return (
                 "std for musl would be built from source, which has no self-contained crt "
                 "objects; the native linker cannot link it (zig can)"
@@ -23,5 +23,5 @@ class CargoBackend:
         return None
 
     def plan(self, req: BuildRequest) -> Invocation:
-        argv = [*req.std.toolchain.cargo_argv(), "build", *cargo_args(req)]
+        argv = [*req.std.toolchain.cargo_argv(), req.subcommand, *cargo_args(req)]
         return Invocation(tuple(argv), base_env(req), req.manifest.parent)

@@ -7,6 +7,8 @@ exact command that would fix it, instead of failing deep inside a docker pull.
 
 from __future__ import annotations
 
+import dataclasses
+
 from kit.build.backends import BuildRequest, HostFacts, base_env, cargo_args
 from kit.build.toolchain import StdPlan
 from kit.core.runner import Invocation
@@ -39,6 +41,8 @@ class CrossBackend:
     def plan(self, req: BuildRequest) -> Invocation:
         # cross takes cargo's arguments; toolchain selection is cross's own (+toolchain works).
         toolchain = [f"+{req.std.toolchain.name}"] if req.std.toolchain.name else []
+        # and its image's own std: no -Zbuild-std, and no --sysroot from the host's cache
+        req = dataclasses.replace(req, std=dataclasses.replace(req.std, sysroot=None))
         args = [a for a in cargo_args(req) if not a.startswith("-Zbuild-std")]
         env = {k: v for k, v in base_env(req).items() if k != "RUSTC_BOOTSTRAP"}
-        return Invocation(("cross", *toolchain, "build", *args), env, req.manifest.parent)
+        return Invocation(("cross", *toolchain, req.subcommand, *args), env, req.manifest.parent)

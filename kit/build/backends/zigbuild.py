@@ -20,5 +20,14 @@ class ZigbuildBackend:
         return None
 
     def plan(self, req: BuildRequest) -> Invocation:
-        argv = [*req.std.toolchain.cargo_argv(), "zigbuild", *cargo_args(req)]
-        return Invocation(tuple(argv), base_env(req), req.manifest.parent)
+        env = base_env(req)
+        if req.subcommand == "rustc":
+            # `cargo zigbuild` is only the build subcommand; cargo-zigbuild's own `rustc`
+            # subcommand runs cargo from PATH, so the toolchain is chosen as rustup's proxy
+            # reads it from the environment.
+            argv = ["cargo-zigbuild", "rustc", *cargo_args(req)]
+            if req.std.toolchain.name:
+                env["RUSTUP_TOOLCHAIN"] = req.std.toolchain.name
+        else:
+            argv = [*req.std.toolchain.cargo_argv(), "zigbuild", *cargo_args(req)]
+        return Invocation(tuple(argv), env, req.manifest.parent)

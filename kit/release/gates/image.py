@@ -65,16 +65,14 @@ def gate_size(ctx: Context) -> Outcome:
 
 def gate_container_smoke(ctx: Context) -> Outcome:
     from kit.image import container
+    from kit.image.report import describe_smoke
 
     ctx.need("the packaged image", ctx.package)
     if engine.ping() is None:
         raise NotRun("no Docker engine is reachable (start it, or point DOCKER_HOST at one)")
     report = container.smoke(ctx.opts)
     return Outcome(
-        True,
-        f"{report.platform} healthy after {report.healthy_after_s}s, "
-        f"/api/hello ok, stopped in {report.stop_s}s (exit {report.exit_code})",
-        report.model_dump(mode="json"),
+        True, f"{report.platform} {describe_smoke(report)}", report.model_dump(mode="json")
     )
 
 
