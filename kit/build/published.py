@@ -4,7 +4,8 @@ NAME@VERSION`, issue 9 section 4): what `ko build <import path>` is for Go.
 cargo itself fetches the source, so registry configuration, mirrors and checksums are cargo's:
 a throwaway manifest depends on `NAME = "=VERSION"`, `cargo fetch` downloads it into cargo's
 registry cache (cargo warns that a binary-only crate has no library, and fetches it anyway),
-and `cargo metadata` says where its manifest is. The source is copied into the kit's target
+and `cargo metadata` says where its manifest is (a binary-only crate, which metadata leaves
+out, is found where cargo unpacked it). The source is copied into the kit's target
 dir (never built inside cargo's cache) and built there with its own Cargo.lock, `--locked`.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -58,7 +60,17 @@ def _registry_source(manifest: Path, name: str, version: str) -> Path:
     for package in json.loads(out)["packages"]:
         if package["name"] == name and package["version"] == version:
             return Path(package["manifest_path"]).parent
-    raise ConfigError(f"cargo fetched {name} {version} but its metadata does not list it.")
+    # A binary-only crate (ripgrep) is fetched but left out of the metadata ("ignoring invalid
+    # dependency ... missing a lib target"), and cargo has no command that prints where it
+    # unpacked it: its registry layout, CARGO_HOME/registry/src/<registry>/NAME-VERSION/
+    # (`.cargo-ok` once fully unpacked). Several registries (a mirror): the one unpacked last.
+    home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    unpacked = sorted(
+        home.glob(f"registry/src/*/{name}-{version}/.cargo-ok"), key=lambda p: p.stat().st_mtime
+    )
+    if unpacked:
+        return unpacked[-1].parent
+    raise ConfigError(f"cargo fetched {name} {version} but neither its metadata nor {home} has it.")
 
 
 def fetch_crate(opts: Options, spec: str) -> Path:

@@ -13,7 +13,10 @@ done here rather than by plumbum, on purpose:
   the whole group (cargo -> rustc -> zig ...). plumbum's own timeout kills only the first
   process and would leave its children running;
 - the environment passed to the child is built from `os.environ` at call time: plumbum's
-  `local.env` is a snapshot taken when plumbum was imported.
+  `local.env` is a snapshot taken when plumbum was imported. The command's own additions win
+  over the caller's environment (`Invocation.environ`): plumbum's popen lets the `env` it is
+  given override `with_env`, so PORT or CARGO_TARGET_DIR in the user's shell would otherwise
+  replace the kit's.
 
 A process that must run alongside the kit (a server under a smoke probe) is started by
 `background`, a context manager that kills its whole process group on the way out.
@@ -86,6 +89,10 @@ class Invocation:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
         cmd = shlex.join(self.argv)
         return f"{env} {cmd}" if env else cmd
+
+    def environ(self) -> dict[str, str]:
+        """The child's whole environment: os.environ now, with this command's additions on top."""
+        return {**os.environ, **self.env}
 
     def command(self) -> BaseCommand:
         """The plumbum command object for this invocation (program looked up on PATH)."""
@@ -219,7 +226,7 @@ def _run_to_end(
 ) -> tuple[str, str, int]:
     """Start the child in its own session, read it to the end; (stdout, stderr, exit code)."""
     proc = inv.command().popen(
-        env=dict(os.environ),
+        env=inv.environ(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -277,7 +284,7 @@ def spawn(
     inv = _invocation(argv, env, cwd)
     console.command(inv.display() + " &")
     proc: PopenWithAddons[Any] = inv.command().popen(
-        env=dict(os.environ), stdin=stdin, stdout=stdout, stderr=stderr
+        env=inv.environ(), stdin=stdin, stdout=stdout, stderr=stderr
     )
     return proc
 
@@ -359,7 +366,7 @@ def background(
     console.command(inv.display() + " &")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = inv.command().popen(
-            env=dict(os.environ),
+            env=inv.environ(),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,

@@ -7,6 +7,7 @@ The build honours KIT_TARGET_DIR like any run of the kit (default: the repo's ta
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -85,8 +86,13 @@ def test_a_cli_probe_passes_or_fails_on_its_stdout_regex(built: tuple[Options, P
 
 def test_a_wrong_body_is_a_smoke_error_and_no_server_is_left(built: tuple[Options, Path]) -> None:
     _, binary = built
-    with runner.background([binary, "serve", "--bind", "127.0.0.1", "--port", "0"]):
-        assert _running(str(binary))  # the check below can see a server that is left
+    # A positive control: the check below can see a server that is left. Polled, as a loaded
+    # machine may take a moment between the start and the process showing in /proc.
+    with runner.background([binary, "serve", "--bind", "127.0.0.1", "--port", "0"]) as server:
+        deadline = time.monotonic() + 15
+        while not _running(str(binary)) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running(str(binary)), f"exit {server.poll()}\n{server.output()}"
     with pytest.raises(SmokeError) as e:
         smoke_server(binary, X86_64_MUSL, WRONG_BODY)
     message = e.value.message
