@@ -38,7 +38,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11", default=False)
 def matrix(session: nox.Session) -> None:
     """The whole matrix of the real-crate and injection tests (CI runs a slice): every target."""
-    _install(session, "test")
+    _install(session, "test", "bench")  # it benchmarks the third-party server too
     session.run("invoke", "setup")
     session.run(
         "pytest",
