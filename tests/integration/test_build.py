@@ -150,11 +150,14 @@ def test_allocator_optimised_away_fails_the_gate(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
-    # A cold build in its own target dir, so there is something to interrupt.
+    # A cold build in its own target dir and its own, empty kit cache, so there is something to
+    # interrupt: std built into the cache takes far longer than the 8 s below (with std already
+    # cached, this small crate builds, and fails its gate, before Ctrl-C comes).
     env = {
         **os.environ,
         "KIT_DIST_DIR": str(tmp_path / "dist"),
         "KIT_TARGET_DIR": str(tmp_path / "target"),
+        "KIT_CACHE_DIR": str(tmp_path / "cache"),
     }
     proc = subprocess.Popen(
         [
@@ -183,6 +186,8 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
     assert "Interrupted" in err and "Traceback" not in err
     dist = tmp_path / "dist"
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
+    # nor a half-made cache entry: an entry exists only with its inputs.json, made last
+    assert not list((tmp_path / "cache").rglob("inputs.json"))
 
 
 def test_shipped_binaries_are_stripped_and_their_symbols_kept_beside_them(tmp_path):
