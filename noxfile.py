@@ -6,7 +6,7 @@ nox -s bench                 full allocator benchmark (reports/bench/<timestamp>
 nox -s bench -- --quick
 nox -s build|package|release-check   the kit's tasks (kit/sessions.py, as a user imports them)
 nox -s lint
-nox -s matrix                the whole real-crate matrix (CI runs the x86_64 slice)
+nox -s matrix                the whole real-crate, injection and cross matrix (CI runs a slice)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def matrix(session: nox.Session) -> None:
-    """The whole matrix of the real-crate and injection tests (CI runs a slice): every target."""
+    """The whole matrix of the real-crate, injection and cross tests (CI runs a slice)."""
     _install(session, "test", "bench")  # it benchmarks the third-party server too
     session.run("invoke", "setup")
     session.run(
@@ -46,6 +46,7 @@ def matrix(session: nox.Session) -> None:
         "integration",
         "tests/integration/test_crates.py",
         "tests/integration/test_inject.py",
+        "tests/integration/test_cross.py",
         *session.posargs,
         env={"SRK_FULL_MATRIX": "1"},
     )

@@ -7,6 +7,7 @@ They serve three ways, all the same tasks:
 - this repository's tasks.py, which also pins the root to itself.
 
 invoke setup | doctor | config
+invoke cross-image [--rebuild]                 (the image --backend cross builds in, offline)
 invoke build -t aarch64 -a mimalloc            (-t/--target, -a/--allocator, -v/--verbose)
 invoke --dry build -t all -a all               (print every command, run none)
 invoke bench [--quick]                         (or nox -s bench)
@@ -34,6 +35,7 @@ __all__ = [
     "build",
     "ci_matrix",
     "config",
+    "cross_image",
     "doctor",
     "package",
     "release_check",
@@ -81,6 +83,20 @@ def doctor(c: Context) -> None:
 
     with session(c):
         show(_opts(c))
+
+
+@task(
+    help={
+        "rebuild": "build it again even if the engine has it (the tag must come out the same)",
+        "verbose": VERBOSE,
+    }
+)
+def cross_image(c: Context, rebuild: bool = False, verbose: bool = False) -> None:
+    """Build the image `--backend cross` runs in, from Debian's packages, and load it."""
+    from kit.build.cross_image import image_command
+
+    with session(c, verbose=verbose):
+        image_command(_opts(c), rebuild=rebuild)
 
 
 @task(

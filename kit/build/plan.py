@@ -4,15 +4,19 @@ command. Nothing here starts a process except `probe_host`, which gathers the fa
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kit.build import sysroot, toolchain
 from kit.build.backends import BuildRequest, HostFacts, select_backend
+from kit.build.backends.cross import CrossSetup, read_cross_config
 from kit.build.project import Package, Project
 from kit.build.toolchain import RustToolchain, choose_std
 from kit.core import engine, runner
 from kit.core.allocators import Allocator, Route, parse_allocators
-from kit.core.errors import ConfigError
+from kit.core.errors import ConfigError, ToolMissingError
 from kit.core.options import Options
 from kit.core.runner import Invocation
 from kit.core.targets import Target, host_arch, parse_targets
@@ -124,6 +128,49 @@ def route_of(
     return Route.INJECTED
 
 
+def registry_reachable(host: str = "ghcr.io", port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether cross's default registry answers at all (a TCP connection, nothing sent)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe_cross(opts: Options, project: Project) -> CrossSetup:
+    """What a cross build needs to know, probed once: the user's Cross.toml, the kit image's
+    tag (from its recipe) and whether the engine has it, and whether cross's registry answers."""
+    from kit.build import cross_image
+    from kit.core.cache import cache_root
+    from kit.core.errors import KitError
+
+    config = read_cross_config(project.workspace_root, os.environ)
+    tag: str | None = None
+    kit_tc: RustToolchain | None = None
+    try:
+        recipe = cross_image.probe_recipe()
+        tag, kit_tc = recipe.tag, cross_image.image_toolchain(recipe)
+    except KitError:
+        # no apt or mmdebstrap here: the kit's image cannot be built; in a dry run apt was not
+        # asked, and the plan shows the kit's image as a real run here would most likely use
+        if runner.is_dry():
+            tag, kit_tc = cross_image.unprobed()
+    present = tag is not None and tag in engine.local_image_tags()
+    needs_registry = opts.cross_image == "auto" and not present
+    return CrossSetup(
+        config=config,
+        setting=opts.cross_image,
+        kit_tag=tag,
+        kit_present=present,
+        kit_toolchain=kit_tc,
+        registry=registry_reachable() if needs_registry and not runner.is_dry() else False,
+        shims=cache_root(opts) / "cross" / "shims",
+        environ={k: v for k, v in os.environ.items() if k == "PATH" or k.startswith("CROSS_")},
+    )
+
+
 def plan_build(
     opts: Options,
     target: Target,
@@ -133,11 +180,28 @@ def plan_build(
     host: HostFacts,
     backend: str | None = None,
     route: Route | None = None,
+    cross: Callable[[], CrossSetup] | None = None,
 ) -> BuildPlan:
     """One build of `target` x `allocator`. An injected allocator is planned here as the plain
-    build it starts from; kit.build.run adds the link arguments per binary (`relink`)."""
-    std = choose_std(target, toolchains, sysroot.locator(opts))
-    chosen = select_backend(backend or opts.backend, target, std, host)
+    build it starts from; kit.build.run adds the link arguments per binary (`relink`).
+
+    cross builds with its image's std, not the host's: `--backend cross` takes its std from
+    the cross setup, and `auto` falls back to cross where no host toolchain has std for the
+    target and cross can run here."""
+    name = backend or opts.backend
+    setup: CrossSetup | None = None
+    try:
+        std = choose_std(target, toolchains, sysroot.locator(opts))
+    except ToolMissingError:
+        if cross is None or name not in ("auto", "cross"):
+            raise
+        if name == "auto" and not (host.cross and host.docker):
+            raise
+        name = "cross"
+    if name == "cross" and cross is not None:
+        setup = cross()
+        std = setup.std(target, toolchains)
+    chosen = select_backend(name, target, std, host)
     req = BuildRequest(
         manifest=opts.manifest,
         target=target,
@@ -147,6 +211,7 @@ def plan_build(
         profile=opts.profile,
         bins=opts.bins,
         route=route or (Route.LIBC if allocator.feature is None else Route.FEATURE),
+        cross=setup,
     )
     return BuildPlan(req, chosen.name, chosen.plan(req))
 
@@ -171,6 +236,7 @@ def plan_matrix(
     toolchains = toolchain.rust_toolchains()
     host = probe_host()
     packages = packages_built(project, opts.bins)
+    cross = functools.cache(lambda: probe_cross(opts, project))
     return [
         plan_build(
             opts,
@@ -180,6 +246,7 @@ def plan_matrix(
             host=host,
             backend=backend,
             route=route_of(a, t, packages, opts.allocator_link),
+            cross=cross,
         )
         for t in targets
         for a in allocs

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.build import sysroot, toolchain
+from kit.build import cross_image, sysroot, toolchain
+from kit.build.backends.cross import host_path
 from kit.build.elf import GateResult, allocator_gate, read_elf, require, static_gates
 from kit.build.inject import Injection, injection
 from kit.build.live import live_gate
@@ -72,6 +73,14 @@ def libc_of(plan: BuildPlan) -> LibcFacts:
             name="musl",
             version=z.musl_version if z else None,
             origin="zig",
+            malloc=z.libc_malloc if z else None,
+        )
+    if plan.backend == "cross" and plan.request.std.std == "cross-image":
+        z = toolchain.zig()  # the image carries the host's pinned zig (kit.build.cross_image)
+        return LibcFacts(
+            name="musl",
+            version=z.musl_version if z else None,
+            origin="zig, in the kit's cross image",
             malloc=z.libc_malloc if z else None,
         )
     if plan.backend == "cross":
@@ -154,7 +163,9 @@ def make_record(
 ) -> BuildRecord:
     exe = split.binary
     tc = plan.request.std.toolchain
-    z = toolchain.zig() if plan.backend == "zigbuild" else None
+    # zig links zigbuild's builds, and those in the kit's cross image (the host's pinned zig)
+    with_zig = plan.backend == "zigbuild" or plan.request.std.std == "cross-image"
+    z = toolchain.zig() if with_zig else None
     return BuildRecord(
         name=exe.name,
         path=dest.relative_to(paths.dist).as_posix(),
@@ -176,7 +187,7 @@ def make_record(
         backend=plan.backend,
         toolchain=ToolchainFacts(name=tc.name, rustc=tc.rustc_verbose, cargo=tc.cargo_version),
         zig=z.version if z else None,
-        cargo_zigbuild=toolchain.cargo_zigbuild_version() if plan.backend == "zigbuild" else None,
+        cargo_zigbuild=toolchain.cargo_zigbuild_version() if with_zig else None,
         libc=libc_of(plan),
         std=plan.request.std.std,
         profile=plan.request.profile,
@@ -230,6 +241,8 @@ def compile_exes(
     started = time.monotonic()
     done = compile_plan(plan, log, progress)
     built = executables(done.stdout, plan.request.bins)
+    if plan.backend == "cross":  # cargo ran in the container: its paths are the container's
+        built = [host_path(p, plan.request.target_dir) for p in built]
     if not built:
         raise GateError(f"The build of {plan.label} produced no executable (see {log}).")
     return built, time.monotonic() - started
@@ -371,6 +384,7 @@ def build_matrix(
     plans = plan_matrix(opts, project, targets, allocs, backend=backend)
     announce(plans)
     sysroot.prepare(opts, [(p.request.std, p.backend) for p in plans])  # std, once
+    cross_image.prepare(opts, plans)  # the kit's cross image, once, when cross builds in it
     if runner.is_dry():
         show_plans(opts, project, plans)
         return []

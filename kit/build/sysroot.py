@@ -71,14 +71,18 @@ def target_flags(target: Target) -> list[str]:
     return flags
 
 
+def recipe() -> dict[str, Any]:
+    """How std is built, whatever the toolchain and target (also an input of the cross image,
+    which builds std the same way: kit.build.cross_image)."""
+    return {"recipe": RECIPE, "crates": list(STD_CRATES), "profile": PROFILE}
+
+
 def inputs(tc: RustToolchain, target: Target) -> dict[str, Any]:
     """What a sysroot is built from: its cache key (kit.core.cache.key_of)."""
     return {
-        "recipe": RECIPE,
+        **recipe(),
         "rustc": tc.rustc_vv,
         "target": target.triple,
-        "crates": list(STD_CRATES),
-        "profile": PROFILE,
         "rustflags": target_flags(target),
     }
 

@@ -56,13 +56,15 @@ class StdPlan:
     """How std is obtained for one target: which toolchain, and prebuilt or from source.
 
     `std` is "prebuilt" (the toolchain's own sysroot has it), "cached-sysroot" (built from
-    source once into the kit's cache, at `sysroot`, and passed to rustc as `--sysroot`), or
-    "build-std" (built from source by cargo's `-Zbuild-std` in the project's target dir).
+    source once into the kit's cache, at `sysroot`, and passed to rustc as `--sysroot`),
+    "build-std" (built from source by cargo's `-Zbuild-std` in the project's target dir), or,
+    for `--backend cross`, "cross-image" (built from source into the kit's cross image when the
+    image was made: kit.build.cross_image) or "cross" (cross's own flow: rustup's std).
     """
 
     target: Target
     toolchain: RustToolchain
-    std: str  # "prebuilt" | "cached-sysroot" | "build-std"
+    std: str  # "prebuilt" | "cached-sysroot" | "build-std" | "cross-image" | "cross"
     sysroot: Path | None = None  # the cached sysroot, for "cached-sysroot"
 
     @property
@@ -74,7 +76,7 @@ class StdPlan:
     def from_source(self) -> bool:
         """Whether std was compiled here rather than shipped: either way it has no
         self-contained crt objects (rcrt1.o, crti.o ...), so zig must supply crt and libc."""
-        return self.std != "prebuilt"
+        return self.std in ("cached-sysroot", "build-std", "cross-image")
 
 
 def _version(line: str) -> str:

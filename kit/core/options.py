@@ -34,6 +34,8 @@ from kit.core.errors import ConfigError
 from kit.core.probes import Smoke
 from kit.core.workloads import BenchWorkloads
 
+CROSS_IMAGE_SETTINGS = ("auto", "kit", "cross")  # option cross-image
+
 ENV_PREFIX = "KIT_"
 
 
@@ -44,6 +46,10 @@ class Options:
     targets: tuple[str, ...] = ("x86_64", "aarch64")
     allocators: tuple[str, ...] = ("system", "jemalloc", "mimalloc")
     backend: str = "auto"
+    # the image `--backend cross` builds in (kit.build.backends.cross), unless the user's
+    # Cross.toml or CROSS_TARGET_<TRIPLE>_IMAGE names one: "auto" = the kit's own image when
+    # the engine has it or no registry answers, else cross's; "kit"; "cross" (cross's own)
+    cross_image: str = "auto"
     # how jemalloc/mimalloc get in (kit.core.allocators): "auto" = the crate's Cargo feature of
     # that name when it has one, else injected at link time (musl); "feature"; "inject"
     allocator_link: str = "auto"
@@ -361,6 +367,10 @@ def _validate(opts: Options) -> None:
         )
     for name in opts.allocators:
         parse_allocator(name)
+    if opts.cross_image not in CROSS_IMAGE_SETTINGS:
+        raise ConfigError(
+            f"cross-image {opts.cross_image!r} is not one of: {', '.join(CROSS_IMAGE_SETTINGS)}."
+        )
 
 
 def describe(opts: Options) -> list[tuple[str, str, str]]:

@@ -55,7 +55,8 @@ INSTALL_HINTS: dict[str, str] = {
     "rustc": "install Rust with rustup (https://rustup.rs)",
     "rustup": "install Rust with rustup (https://rustup.rs)",
     "cargo-zigbuild": "pip install cargo-zigbuild (or run `invoke setup`)",
-    "cross": "cargo install cross --locked",
+    "cross": "invoke setup (cargo install cross --version 0.2.5 --locked)",
+    "mmdebstrap": "apt-get install mmdebstrap (or invoke setup)",
     "qemu-aarch64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
     "qemu-x86_64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
     "wrk": "apt-get install wrk (or run `invoke setup` as root)",
@@ -86,7 +87,7 @@ class Invocation:
     cwd: Path | None = None
 
     def display(self) -> str:
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        env = " ".join(_show_env(k, v) for k, v in sorted(self.env.items()))
         cmd = shlex.join(self.argv)
         return f"{env} {cmd}" if env else cmd
 
@@ -102,6 +103,15 @@ class Invocation:
         if self.cwd is not None:
             cmd = cmd.with_cwd(str(self.cwd))
         return cmd
+
+
+def _show_env(name: str, value: str) -> str:
+    """NAME=value as a shell would take it; a PATH that only prepends to the caller's PATH is
+    shown as `dir:"$PATH"`, not as the whole of this machine's PATH."""
+    own = os.environ.get(name, "")
+    if name == "PATH" and own and value.endswith(":" + own):
+        return f'{name}={shlex.quote(value[: -len(own) - 1])}:"${name}"'
+    return f"{name}={shlex.quote(value)}"
 
 
 @dataclass(frozen=True)

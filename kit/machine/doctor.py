@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from kit.build import sysroot, toolchain
 from kit.build.backends import all_backends, preference
-from kit.build.plan import probe_host
+from kit.build.backends.cross import CROSS_VERSION
+from kit.build.plan import probe_cross, probe_host
+from kit.build.project import read_project
 from kit.core import console, engine, runner
 from kit.core.cache import cache_root
 from kit.core.errors import KitError
@@ -68,7 +70,21 @@ def tool_checks() -> list[Check]:
     found: list[Check] = []
     cr = toolchain.cross_version()
     found.append(
-        Check("cross", cr is not None, cr or "not installed (optional: cargo install cross)")
+        Check(
+            "cross",
+            cr is not None,
+            (cr if cr == CROSS_VERSION else f"{cr} (the kit pins {CROSS_VERSION})")
+            if cr
+            else f"not installed (invoke setup; cargo install cross --version {CROSS_VERSION})",
+        )
+    )
+    mm = runner.which("mmdebstrap")
+    found.append(
+        Check(
+            "mmdebstrap",
+            mm is not None,
+            mm or "not found: the kit cannot build its cross image (apt-get install mmdebstrap)",
+        )
     )
     e = engine.ping()
     found.append(
@@ -148,3 +164,32 @@ def show(opts: Options) -> None:
         ["target", "toolchain", "std", "backend", "not chosen because"],
         rows,
     )
+    cross = cross_rows(opts)
+    if cross:
+        console.table(
+            "what `--backend cross` would use",
+            ["target", "image", "chosen because", "in the engine", "std"],
+            cross,
+        )
+
+
+def cross_rows(opts: Options) -> list[list[str]]:
+    """Per musl target: the image cross would run, why that one, and where its std is from."""
+    if toolchain.cross_version() is None:
+        return []
+    try:
+        setup = probe_cross(opts, read_project(opts.manifest))
+    except KitError as err:
+        return [["-", "-", err.message, "-", "-"]]
+    tags = set(engine.local_image_tags())
+    rows = []
+    for t in ALL_TARGETS:
+        try:
+            image = setup.image(t)
+            std = setup.std(t, toolchain.rust_toolchains()).std
+        except KitError as err:
+            rows.append([t.triple, "-", err.message, "-", "-"])
+            continue
+        present = "yes" if image.ref in tags else ("built on first use" if image.kit else "no")
+        rows.append([t.triple, image.ref, image.origin, present, std])
+    return rows

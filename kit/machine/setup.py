@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 from kit.build import toolchain
+from kit.build.backends.cross import CROSS_VERSION
 from kit.core import console, runner
 from kit.core.errors import ToolMissingError
 from kit.core.targets import SHIPPING_TARGETS, host_arch
@@ -30,6 +31,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "docker-registry": "docker-registry",
     "file": "file",
     "llvm-objcopy": "llvm",  # strips shipped binaries of any architecture (kit/build/strip.py)
+    "mmdebstrap": "mmdebstrap",  # builds the kit's cross image (kit/build/cross_image.py)
 }
 # Debian's Rust whose sysroot carries its own std source (see ../shared/TOOLCHAIN.md).
 DEBIAN_RUST_WITH_SOURCE = ("rustc-web", "cargo-web", "rust-web-src")
@@ -100,6 +102,18 @@ def link_source_toolchain() -> None:
     toolchain.rust_toolchains.cache_clear()
 
 
+def install_cross() -> None:
+    """cross, at the version the kit pins, with its own Cargo.lock (`cargo install --locked`)."""
+    if toolchain.cross_version() == CROSS_VERSION:
+        return
+    console.info(f"installing cross {CROSS_VERSION} (cargo install --locked)")
+    runner.run(
+        ["cargo", "install", "cross", "--version", CROSS_VERSION, "--locked"],
+        what="cargo install cross",
+    )
+    toolchain.cross_version.cache_clear()
+
+
 def pinned_requirements(pyproject: Path) -> dict[str, str]:
     """name -> exact version for the `name==version` pins in [project] dependencies."""
     with pyproject.open("rb") as f:
@@ -143,6 +157,7 @@ def setup(root: Path | None = None) -> None:
         console.info(f"installing system packages: {' '.join(pkgs)}")
     install_system_packages(pkgs)
     link_source_toolchain()
+    install_cross()
     for fn in (toolchain.zig, toolchain.cargo_zigbuild_version):
         fn.cache_clear()
     if toolchain.zig() is None or toolchain.cargo_zigbuild_version() is None:

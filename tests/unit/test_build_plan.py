@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.build.backends import HostFacts, select_backend
+from kit.build.backends import HostFacts
 from kit.build.plan import plan_build
 from kit.build.run import executables
 from kit.build.smoke import SmokeResult, check_report, parse_report
@@ -139,25 +139,6 @@ def test_no_backend_for_foreign_arch_without_zig_or_cross(opts):
         plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=no_zig)
     msg = e.value.message
     assert "zigbuild:" in msg and "cargo: no native linker" in msg and "cross:" in msg
-
-
-def test_cross_without_its_image_says_how_to_get_it():
-    with_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True)
-    std = choose_std(AARCH64_MUSL, (WITH_SOURCE,))
-    with pytest.raises(ToolMissingError) as e:
-        select_backend("cross", AARCH64_MUSL, std, with_cross)
-    assert "docker pull ghcr.io/cross-rs/aarch64-unknown-linux-musl" in e.value.message
-
-
-def test_cross_plan_when_image_present(opts):
-    img = frozenset({"ghcr.io/cross-rs/aarch64-unknown-linux-musl:main"})
-    host = HostFacts(
-        arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True, local_images=img
-    )
-    plan = plan_build(
-        opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=host, backend="cross"
-    )
-    assert plan.invocation.argv[:3] == ("cross", "+stable", "build")
 
 
 def test_unknown_backend(opts):

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from kit.build import sysroot
-from kit.build.backends import HostFacts, select_backend
 from kit.build.toolchain import RustToolchain, StdPlan, choose_std
 from kit.core import cache, runner
 from kit.core.options import resolve_options
@@ -145,24 +144,6 @@ def test_the_sysroot_takes_std_and_its_dependencies_but_not_the_probe():
         "libstd-3.rlib",
         "libstd-3.rmeta",
     ]
-
-
-def test_cross_builds_with_its_images_std_not_the_hosts_cache(opts):
-    host = HostFacts(
-        arch="x86_64",
-        zig=True,
-        cargo_zigbuild=True,
-        cross=True,
-        docker=True,
-        local_images=frozenset({"ghcr.io/cross-rs/aarch64-unknown-linux-musl:main"}),
-    )
-    from kit.build.plan import plan_build
-    from kit.core.allocators import SYSTEM
-
-    plan = plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(SOURCE,), host=host, backend="cross")
-    assert plan.request.std.std == "cached-sysroot"
-    assert not any("--sysroot" in a or a.startswith("-Z") for a in plan.invocation.argv)
-    assert select_backend("cross", AARCH64_MUSL, plan.request.std, host).name == "cross"
 
 
 def test_a_sysroot_in_the_cache_is_used_as_it_is(opts, tmp_path):

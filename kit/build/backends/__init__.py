@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kit.build.toolchain import StdPlan
 from kit.core.allocators import Allocator, Route
 from kit.core.errors import ConfigError, ToolMissingError
 from kit.core.runner import Invocation
 from kit.core.targets import Target
+
+if TYPE_CHECKING:
+    from kit.build.backends.cross import CrossSetup
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class BuildRequest:
     route: Route = Route.LIBC
     link_args: tuple[str, ...] = ()  # rustc arguments for the one binary in `bins`
     package: str | None = None  # the package of that binary, for `cargo rustc -p`
+    cross: CrossSetup | None = None  # cross's image and settings (backend cross only)
 
     @property
     def subcommand(self) -> str:
