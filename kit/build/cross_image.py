@@ -20,10 +20,12 @@ pinned zig and cargo-zigbuild it already runs on the host (the measured recipe i
   directory of std's own source. The image's toolchain then has a prebuilt std: a user's build
   needs no -Zbuild-std, no RUSTC_BOOTSTRAP and no download of std's dependencies.
 - Trimmed: dpkg leaves out manuals, translations and documentation (not the copyright
-  files); the Rust source keeps only library/ (the compiler's source and tools are not needed
-  to build std); zig keeps the libc headers and sources of linux/musl only; std's .rmeta
-  files, duplicates of the metadata inside each .rlib, are not installed (rustup's std ships
-  none either).
+  files), gcc's LTO dump and coverage tools and the sanitizer runtimes; the Rust source keeps
+  only library/ (the compiler's source and tools are not needed to build std); zig keeps the
+  libc headers and sources of linux/musl only; the musl std built here is installed without
+  its .rmeta files, duplicates of the metadata in each .rlib (rustup's std ships none
+  either). gcc itself stays: it links build scripts and proc macros for the host. (Debian's
+  host std keeps its .rmeta files: without them build scripts do not compile.)
 - The tarball becomes a one-layer image with a config dated 1970 (as the kit's own images)
   and is loaded with `docker load`; its tag is a digest of its inputs
   (static-rust-kit/cross:<key>), so the same inputs are never built twice.
@@ -55,7 +57,7 @@ from kit.core.targets import SHIPPING_TARGETS, Target
 if TYPE_CHECKING:
     from kit.build.plan import BuildPlan
 
-RECIPE = 1  # bump when the way the image is made changes: a new tag, old images left alone
+RECIPE = 2  # bump when the way the image is made changes: a new tag, old images left alone
 REPO = "static-rust-kit/cross"
 PACKAGES = ("rustc-web", "cargo-web", "rust-web-src", "make", "ca-certificates")
 DPKG_EXCLUDES = (
@@ -64,7 +66,13 @@ DPKG_EXCLUDES = (
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
+    # gcc stays (build scripts and proc macros are linked for the host by it), but not what
+    # no Rust build runs: its LTO dump tool, coverage tools and sanitizer runtimes
+    "path-exclude=/usr/bin/*lto-dump*",
+    "path-exclude=/usr/bin/*gcov*",
+    "path-exclude=/usr/lib/*/lib*san.so*",
 )
+
 # What a build of std needs from the Rust source; the rest (the compiler, its tools) goes.
 RUST_SRC = "/usr/lib/rustlib/src/rust"
 RUST_SRC_DROP = ("src", "compiler")
@@ -496,29 +504,32 @@ def image_toolchain(recipe: Recipe) -> RustToolchain:
     with std prebuilt for the image's targets)."""
     version = recipe.packages.get("rustc-web", "unknown")
     upstream = version.split("+", 1)[0]
-    return RustToolchain(
-        name="",
-        rustc_version=upstream,
-        rustc_verbose=f"rustc {upstream} (Debian rustc-web {version}, in {recipe.tag})",
-        cargo_version=recipe.packages.get("cargo-web", "unknown").split("+", 1)[0],
-        sysroot=Path("/usr"),
-        prebuilt_targets=frozenset(t.triple for t in recipe.targets),
-        has_std_source=True,
+    return _toolchain(
+        upstream,
+        f"rustc {upstream} (Debian rustc-web {version}, in {recipe.tag})",
+        recipe.packages.get("cargo-web", "unknown").split("+", 1)[0],
+        recipe.targets,
     )
 
 
 def unprobed() -> tuple[str, RustToolchain]:
     """The kit image's tag and toolchain as a dry run shows them: apt is not asked there."""
-    tc = RustToolchain(
+    tc = _toolchain("version not probed in a dry run", "", "", SHIPPING_TARGETS)
+    return f"{REPO}:<key: apt is not asked in a dry run>", tc
+
+
+def _toolchain(
+    version: str, verbose: str, cargo: str, targets: tuple[Target, ...]
+) -> RustToolchain:
+    return RustToolchain(
         name="",
-        rustc_version="version not probed in a dry run",
-        rustc_verbose="",
-        cargo_version="",
+        rustc_version=version,
+        rustc_verbose=verbose,
+        cargo_version=cargo,
         sysroot=Path("/usr"),
-        prebuilt_targets=frozenset(t.triple for t in SHIPPING_TARGETS),
+        prebuilt_targets=frozenset(t.triple for t in targets),
         has_std_source=True,
     )
-    return f"{REPO}:<key: apt is not asked in a dry run>", tc
 
 
 def prepare(opts: Options, plans: Iterable[BuildPlan]) -> None:

@@ -61,7 +61,6 @@ def probe_host() -> HostFacts:
         cargo_zigbuild=zigbuild,
         cross=cross,
         docker=facts is not None,
-        local_images=frozenset(engine.local_image_tags()) if facts else frozenset(),
     )
 
 

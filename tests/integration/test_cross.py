@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -90,24 +91,22 @@ def test_rust_sample_with_cross_for_both_arches_and_every_allocator(kit_image, t
             assert "Debian rustc-web" in rustc and kit_image in rustc
 
 
+def cross_build(fixture: str, dist: Path, **env: str):
+    """`invoke build --backend cross` of a fixture crate for x86_64 with the system allocator."""
+    return kit_cli(
+        "build", "--backend", "cross", "-t", "x86_64", "-a", "system",
+        "--manifest-path", str(FIXTURES / fixture / "Cargo.toml"),
+        env={"KIT_DIST_DIR": str(dist), **env}, timeout=1800,
+    )  # fmt: skip
+
+
 def test_a_users_cross_toml_is_honoured_and_the_container_needs_no_network(kit_image, tmp_path):
-    done = kit_cli(
-        "build",
-        "--backend",
-        "cross",
-        "-t",
-        "x86_64",
-        "-a",
-        "system",
-        "--manifest-path",
-        str(FIXTURES / "cross_conf" / "Cargo.toml"),
-        env={
-            "KIT_DIST_DIR": str(tmp_path),
-            "CROSS_FIXTURE_PASS": "from-host",
-            # cross adds these options to `docker run`: the build container has no network
-            "CROSS_CONTAINER_OPTS": "--network=none",
-        },
-        timeout=1800,
+    done = cross_build(
+        "cross_conf",
+        tmp_path,
+        CROSS_FIXTURE_PASS="from-host",
+        # cross adds these options to `docker run`: the build container has no network
+        CROSS_CONTAINER_OPTS="--network=none",
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((tmp_path / TRIPLES["x86_64"] / "system" / "cross_conf.json").read_text())
@@ -116,19 +115,7 @@ def test_a_users_cross_toml_is_honoured_and_the_container_needs_no_network(kit_i
 
 
 def test_a_failing_cross_build_shows_cargos_error(kit_image, tmp_path):
-    done = kit_cli(
-        "build",
-        "--backend",
-        "cross",
-        "-t",
-        "x86_64",
-        "-a",
-        "system",
-        "--manifest-path",
-        str(FIXTURES / "broken" / "Cargo.toml"),
-        env={"KIT_DIST_DIR": str(tmp_path)},
-        timeout=900,
-    )
+    done = cross_build("broken", tmp_path)
     assert done.returncode == 4, done.stderr[-3000:]
     assert "mismatched types" in done.stderr and "Traceback" not in done.stderr
     assert "rustup" not in done.stderr.lower()

@@ -18,22 +18,12 @@ from kit.build.backends.cross import (
     rustup_shim,
 )
 from kit.build.plan import plan_build
-from kit.build.toolchain import RustToolchain
 from kit.core.allocators import JEMALLOC, SYSTEM
 from kit.core.errors import ConfigError, ToolMissingError
 from kit.core.options import resolve_options
 from kit.core.targets import AARCH64_MUSL, SHIPPING_TARGETS, X86_64_GNU, X86_64_MUSL
+from tests.unit.test_build_plan import STABLE as HOST_TC
 
-HOST_TC = RustToolchain(
-    name="stable",
-    rustc_version="1.95.0",
-    rustc_verbose="rustc 1.95.0",
-    cargo_version="1.95.0",
-    sysroot=Path("/rustup/stable"),
-    prebuilt_targets=frozenset({"x86_64-unknown-linux-gnu"}),
-    has_std_source=False,
-    is_default=True,
-)
 SOURCES = cross_image.Sources(
     "bookworm",
     (
@@ -161,11 +151,27 @@ def test_cross_toml_is_read_as_cross_reads_it(tmp_path):
     assert c.passthrough == ("A", "B")
     assert c.wants_build_std(AARCH64_MUSL) and not c.wants_build_std(X86_64_MUSL)
     other = tmp_path / "elsewhere.toml"
-    other.write_text("")
-    assert read_cross_config(tmp_path, {"CROSS_CONFIG": str(other)}).path is None or True
+    other.write_text('[target.x86_64-unknown-linux-musl]\nimage = "other:3"\n')
+    elsewhere = read_cross_config(tmp_path, {"CROSS_CONFIG": str(other)})
+    assert elsewhere.path == other and elsewhere.images == {X86_64_MUSL.triple: "other:3"}
     (tmp_path / "Cross.toml").write_text("[build\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_cross_config(tmp_path, {})
+
+
+def test_cross_config_in_cargo_toml_counts_and_cross_toml_wins(tmp_path):
+    (tmp_path / "Cargo.toml").write_text(
+        '[package]\nname = "a"\nversion = "0.1.0"\n'
+        '[package.metadata.cross.target.aarch64-unknown-linux-musl]\nimage = "meta:1"\n'
+        '[package.metadata.cross.target.x86_64-unknown-linux-musl]\nimage = "meta:2"\n'
+    )
+    assert read_cross_config(tmp_path, {}).images[AARCH64_MUSL.triple] == "meta:1"
+    (tmp_path / "Cross.toml").write_text('[target.x86_64-unknown-linux-musl]\nimage = "toml:2"\n')
+    c = read_cross_config(tmp_path, {})
+    assert c.images == {AARCH64_MUSL.triple: "meta:1", X86_64_MUSL.triple: "toml:2"}
+    # the user's choice stands: the kit sets no image of its own for either target
+    s = setup(config=c, setting="kit")
+    assert not s.image(AARCH64_MUSL).kit and not s.image(X86_64_MUSL).kit
 
 
 def test_the_rustup_stand_in_only_answers():
@@ -189,20 +195,25 @@ def test_container_paths_map_to_the_host_target_dir():
 # --- planning --------------------------------------------------------------------------------
 
 
-def test_cross_plan_in_the_kits_image(opts):
-    plan = plan_build(
+def cross_plan(opts, allocator=SYSTEM, host=WITH_CROSS, backend="cross"):
+    return plan_build(
         opts,
         AARCH64_MUSL,
-        JEMALLOC,
+        allocator,
         toolchains=(HOST_TC,),
-        host=WITH_CROSS,
-        backend="cross",
+        host=host,
+        backend=backend,
         cross=lambda: setup(),
     )
+
+
+def test_cross_plan_in_the_kits_image(opts):
+    plan = cross_plan(opts, JEMALLOC)
     argv = plan.invocation.argv
     assert argv[:2] == ("cross", "build") and "+stable" not in argv
     assert not any("--sysroot" in a or a.startswith("-Z") for a in argv)
     assert any("link-self-contained=no" in a for a in argv)  # std built from source: zig's crt
+    assert "--manifest-path" not in argv  # a host path; cross runs cargo in the mounted project
     env = plan.invocation.env
     assert env["JEMALLOC_SYS_WITH_LG_PAGE"] == "16"
     assert env["CROSS_BUILD_ENV_PASSTHROUGH"] == "JEMALLOC_SYS_WITH_LG_PAGE"
@@ -210,27 +221,17 @@ def test_cross_plan_in_the_kits_image(opts):
 
 
 def test_auto_falls_back_to_cross_where_no_host_toolchain_has_std(opts):
-    plan = plan_build(
-        opts, AARCH64_MUSL, SYSTEM, toolchains=(HOST_TC,), host=WITH_CROSS, cross=lambda: setup()
-    )
+    plan = cross_plan(opts, backend="auto")
     assert plan.backend == "cross" and plan.request.std.std == "cross-image"
     no_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
     with pytest.raises(ToolMissingError, match="can build std"):
-        plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(HOST_TC,), host=no_cross, cross=setup)
+        cross_plan(opts, host=no_cross, backend="auto")
 
 
 def test_cross_not_installed_says_how_to_install_it(opts):
     no_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
     with pytest.raises(ToolMissingError, match=r"cargo install cross --version 0\.2\.5 --locked"):
-        plan_build(
-            opts,
-            AARCH64_MUSL,
-            SYSTEM,
-            toolchains=(HOST_TC,),
-            host=no_cross,
-            backend="cross",
-            cross=lambda: setup(),
-        )
+        cross_plan(opts, host=no_cross)
 
 
 # --- the image's recipe ----------------------------------------------------------------------

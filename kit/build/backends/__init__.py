@@ -36,7 +36,6 @@ class HostFacts:
     cargo_zigbuild: bool
     cross: bool
     docker: bool
-    local_images: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

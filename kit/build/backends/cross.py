@@ -115,17 +115,43 @@ def parse_cross_toml(data: Mapping[str, Any], path: Path) -> CrossConfig:
 
 
 def read_cross_config(workspace_root: Path, environ: Mapping[str, str]) -> CrossConfig:
-    """The Cross.toml cross itself would read: CROSS_CONFIG, else the workspace root's."""
+    """The configuration cross itself would read: the Cross.toml that CROSS_CONFIG names, else
+    the workspace root's, merged over `[workspace.metadata.cross]` and
+    `[package.metadata.cross]` in the root's Cargo.toml (the Cross.toml wins, as in cross)."""
     path = Path(environ["CROSS_CONFIG"]) if environ.get("CROSS_CONFIG") else None
     path = path or workspace_root / "Cross.toml"
-    if not path.is_file():
-        return CrossConfig()
+    layers: list[tuple[Mapping[str, Any], Path]] = []
+    manifest = workspace_root / "Cargo.toml"
+    if manifest.is_file():
+        data = _load_toml(manifest)
+        for section in ("workspace", "package"):
+            meta = (data.get(section, {}) or {}).get("metadata", {}) or {}
+            if isinstance(meta.get("cross"), dict):
+                layers.append((meta["cross"], manifest))
+    if path.is_file():
+        layers.append((_load_toml(path), path))
+    config = CrossConfig()
+    for layer, where in layers:
+        config = merge(config, parse_cross_toml(layer, where))
+    return config
+
+
+def merge(low: CrossConfig, high: CrossConfig) -> CrossConfig:
+    return CrossConfig(
+        path=high.path or low.path,
+        images={**low.images, **high.images},
+        build_std={**low.build_std, **high.build_std},
+        passthrough=tuple(dict.fromkeys([*low.passthrough, *high.passthrough])),
+        pre_build=low.pre_build or high.pre_build,
+    )
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}.") from None
-    return parse_cross_toml(data, path)
 
 
 # --- which image, which std -----------------------------------------------------------------
