@@ -101,18 +101,22 @@ def test_rebuild_is_cached_and_reproducible(matrix, tmp_path):
     print(f"warm rebuild of 3 x86_64 variants: {warm:.1f}s")
 
 
+GNU_CROSS = ["--target", "x86_64-unknown-linux-gnu", "--backend", "cross"]
+
+
 @pytest.mark.parametrize(
-    ("args", "code", "needle"),
+    ("args", "code", "needle", "env"),
     [
-        (["--target", "sparc"], 2, "Unknown target 'sparc'"),
-        (["--target", "x86_64", "--allocator", "tcmalloc"], 2, "Unknown allocator 'tcmalloc'"),
-        (["--target", "x86_64", "--backend", "bazel"], 2, "Unknown backend 'bazel'"),
-        (["--target", "x86_64", "--manifest-path", "no/such/Cargo.toml"], 2, "does not exist"),
-        (["--target", "x86_64", "--backend", "cross"], 3, "Backend cross cannot build"),
+        (["--target", "sparc"], 2, "Unknown target 'sparc'", {}),
+        (["-t", "x86_64", "--allocator", "tcmalloc"], 2, "Unknown allocator 'tcmalloc'", {}),
+        (["--target", "x86_64", "--backend", "bazel"], 2, "Unknown backend 'bazel'", {}),
+        (["-t", "x86_64", "--manifest-path", "no/such/Cargo.toml"], 2, "does not exist", {}),
+        (GNU_CROSS, 2, "builds musl targets only", {"KIT_CROSS_IMAGE": "kit"}),
+        (GNU_CROSS, 2, "cross-image 'bogus' is not one of", {"KIT_CROSS_IMAGE": "bogus"}),
     ],
 )
-def test_bad_input_is_a_clear_error_with_its_own_exit_code(args, code, needle, tmp_path):
-    done = kit_cli("build", *args, env={"KIT_DIST_DIR": str(tmp_path)}, timeout=300)
+def test_bad_input_is_a_clear_error_with_its_own_exit_code(args, code, needle, env, tmp_path):
+    done = kit_cli("build", *args, env={"KIT_DIST_DIR": str(tmp_path), **env}, timeout=300)
     assert done.returncode == code, done.stderr
     assert needle in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

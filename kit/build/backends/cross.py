@@ -190,7 +190,7 @@ class CrossSetup:
             if not kit_ok:
                 raise ConfigError(
                     f"The kit's cross image builds musl targets only, and {target.triple} is "
-                    f"{target.libc}; or it cannot be built here (no Debian apt or mmdebstrap)."
+                    f"{target.libc}."
                     if self.kit_tag is not None
                     else "The kit's cross image cannot be built here: it needs Debian's apt "
                     "and mmdebstrap.",
