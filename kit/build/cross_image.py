@@ -34,13 +34,14 @@ pinned zig and cargo-zigbuild it already runs on the host (the measured recipe i
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shlex
 import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -395,8 +396,6 @@ def _add(tar: tarfile.TarFile, name: str, size: int, data: IO[bytes]) -> None:
 
 def write_archive(recipe: Recipe, layer: Path, dest: Path) -> str:
     """A `docker load` tarball (docker-archive) of the one-layer image; its image ID."""
-    import io
-
     diff_id = sha256_file(layer)
     config = image_config(recipe, diff_id)
     config_hex = hashlib.sha256(config).hexdigest()
@@ -490,9 +489,9 @@ def load(archive: Path, tag: str) -> None:
         raise CommandFailedError(f"docker load did not give the cross image its tag {tag}.")
 
 
-def ensure(opts: Options, recipe_of: Callable[[], Recipe] = probe_recipe) -> str:
+def ensure(opts: Options) -> str:
     """The kit image's tag, built and loaded first when the engine does not have it."""
-    recipe = recipe_of()
+    recipe = probe_recipe()
     if present(recipe.tag):
         return recipe.tag
     console.info(f"the cross image {recipe.tag} is not in the engine: building it (once)")
@@ -551,7 +550,7 @@ def prepare(opts: Options, plans: Iterable[BuildPlan]) -> None:
             "(invoke cross-image)"
         )
     else:
-        ensure(opts, probe_recipe)
+        ensure(opts)
     host = toolchain.rust_toolchains()
     if not host:
         raise ToolMissingError("cross needs a Rust toolchain on the host, and none was found.")

@@ -26,7 +26,8 @@ class MetadataLayer:
     table: dict[str, Any]
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, or a ConfigError that names it (Cargo.toml here, Cross.toml for cross)."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -52,7 +53,7 @@ def workspace_root(manifest: Path, data: dict[str, Any]) -> Path | None:
         return (manifest.parent / named / "Cargo.toml").resolve()
     for parent in manifest.parent.parents:
         candidate = parent / "Cargo.toml"
-        if candidate.is_file() and "workspace" in _load(candidate):
+        if candidate.is_file() and "workspace" in load_toml(candidate):
             return candidate
     return None
 
@@ -63,11 +64,11 @@ def crate_layers(manifest: Path, shown_from: Path) -> list[MetadataLayer]:
     manifest = manifest.resolve()
     if not manifest.is_file():
         return []
-    data = _load(manifest)
+    data = load_toml(manifest)
     layers: list[MetadataLayer] = []
     root = workspace_root(manifest, data)
     if root is not None and root.is_file():
-        table = _table(_load(root) if root != manifest else data, "workspace", root)
+        table = _table(load_toml(root) if root != manifest else data, "workspace", root)
         if table:
             layers.append(MetadataLayer(f"{_shown(root, shown_from)} [workspace.metadata]", table))
     table = _table(data, "package", manifest)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 from kit.build.backends import BuildRequest, HostFacts, base_env, cargo_args
 from kit.build.toolchain import RustToolchain, StdPlan
 from kit.core import fs
+from kit.core.crate_config import load_toml
 from kit.core.errors import ConfigError
 from kit.core.runner import Invocation
 from kit.core.targets import Target
@@ -123,13 +123,13 @@ def read_cross_config(workspace_root: Path, environ: Mapping[str, str]) -> Cross
     layers: list[tuple[Mapping[str, Any], Path]] = []
     manifest = workspace_root / "Cargo.toml"
     if manifest.is_file():
-        data = _load_toml(manifest)
+        data = load_toml(manifest)
         for section in ("workspace", "package"):
             meta = (data.get(section, {}) or {}).get("metadata", {}) or {}
             if isinstance(meta.get("cross"), dict):
                 layers.append((meta["cross"], manifest))
     if path.is_file():
-        layers.append((_load_toml(path), path))
+        layers.append((load_toml(path), path))
     config = CrossConfig()
     for layer, where in layers:
         config = merge(config, parse_cross_toml(layer, where))
@@ -144,14 +144,6 @@ def merge(low: CrossConfig, high: CrossConfig) -> CrossConfig:
         passthrough=tuple(dict.fromkeys([*low.passthrough, *high.passthrough])),
         pre_build=low.pre_build or high.pre_build,
     )
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}.") from None
 
 
 # --- which image, which std -----------------------------------------------------------------
@@ -320,8 +312,9 @@ class CrossBackend:
         setup = req.cross
         if setup is None:  # plan_build always resolves one for cross; a direct caller may not
             raise ConfigError("A cross build was planned without its cross setup.")
-        toolchain = [] if req.std.std == "cross-image" else [f"+{req.std.toolchain.name}"]
-        toolchain = [t for t in toolchain if t != "+"]
+        # the kit's image carries its own toolchain; cross's own images, the host's (rustup)
+        name = req.std.toolchain.name
+        toolchain = [f"+{name}"] if name and req.std.std != "cross-image" else []
         req = dataclasses.replace(req, std=dataclasses.replace(req.std, sysroot=None))
         # cargo runs in the container, where the host's paths do not exist: cross mounts the
         # workspace and runs cargo in the directory that matches the host's working directory,
