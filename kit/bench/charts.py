@@ -1,5 +1,7 @@
 """The benchmark's PNG charts (matplotlib, Agg backend), each median with its 95% interval as
-error bars: HTTP throughput per variant (http_throughput.png), and per command workload its
+error bars: HTTP throughput per variant (http_throughput.png), p99 at each fixed rate
+(latency_fixed_rate.png), RSS over time in the soak (rss_over_time.png), and per command
+workload its
 measure (command_<name>.png): against its numeric parameter (threads, say) when it has one
 with several values, one panel per combination of the others; else one bar panel per
 scenario."""
@@ -110,14 +112,7 @@ def draw_charts(results: Mapping[str, Any], summary: Mapping[str, Any], out_dir:
     """Draw what was measured into out_dir; the names of the files written."""
     variants = [v["key"] for v in results["variants"]]
     written: list[str] = []
-    http = [(k, e) for k, e in summary.items() if e["scenario"]["kind"] == "http" and e["cells"]]
-    if http:
-        fig, axes = plt.subplots(1, len(http), figsize=(4 * len(http), 4), squeeze=False)
-        for ax, (key, entry) in zip(axes[0], http, strict=True):
-            _http_panel(ax, key, entry, variants)
-        fig.tight_layout()
-        _save(fig, out_dir / "http_throughput.png")
-        written.append("http_throughput.png")
+    written += _bar_chart(summary, "http", variants, out_dir / "http_throughput.png")
     commands: dict[str, list[Mapping[str, Any]]] = {}
     for e in summary.values():
         if e["scenario"]["kind"] == "command" and e["cells"]:
@@ -127,4 +122,41 @@ def draw_charts(results: Mapping[str, Any], summary: Mapping[str, Any], out_dir:
         fig.tight_layout()
         _save(fig, out_dir / f"command_{name}.png")
         written.append(f"command_{name}.png")
+    written += _bar_chart(summary, "latency", variants, out_dir / "latency_fixed_rate.png")
+    soaks = [s for s in results["samples"] if s.get("rss_series")]
+    if soaks:
+        fig = _rss_figure(soaks)
+        _save(fig, out_dir / "rss_over_time.png")
+        written.append("rss_over_time.png")
     return written
+
+
+def _bar_chart(
+    summary: Mapping[str, Any], kind: str, variants: Sequence[str], dest: Path
+) -> list[str]:
+    """One bar panel per scenario of `kind`, side by side; [the file's name], or [] if none."""
+    entries = [(k, e) for k, e in summary.items() if e["scenario"]["kind"] == kind and e["cells"]]
+    if not entries:
+        return []
+    fig, axes = plt.subplots(1, len(entries), figsize=(4 * len(entries), 4), squeeze=False)
+    for ax, (key, entry) in zip(axes[0], entries, strict=True):
+        _http_panel(ax, key, entry, variants)
+    fig.tight_layout()
+    _save(fig, dest)
+    return [dest.name]
+
+
+def _rss_figure(soaks: Sequence[Mapping[str, Any]]) -> Figure:
+    """RSS over time for every variant's soak, load then idle (a dashed line at the switch)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for s in soaks:
+        t = [p[0] for p in s["rss_series"]]
+        mib = [p[1] / 1024 for p in s["rss_series"]]
+        ax.plot(t, mib, label=s["variant"], linewidth=1)
+    ax.axvline(soaks[0]["load_s"], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("seconds (load, then idle after the dashed line)")
+    ax.set_ylabel("RSS MiB (VmRSS)")
+    ax.set_title(soaks[0]["scenario"], fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -17,19 +17,17 @@ import contextlib
 import os
 import re
 import selectors
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from kit.bench.plan import BenchSettings, CommandSpec, Scenario
-from kit.bench.server import vm_hwm_kb
+from kit.bench.server import counters, vm_hwm_kb
 from kit.bench.variants import Variant
 from kit.core import runner
 from kit.core.errors import BenchError
-
-if TYPE_CHECKING:
-    from plumbum.machines.base import PopenWithAddons
 
 SAMPLE_INTERVAL_S = 0.005  # VmHWM sampling while the command runs
 SHOWN = 500  # characters of output quoted in an error
@@ -66,9 +64,11 @@ def run_command(variant: Variant, scenario: Scenario, settings: BenchSettings) -
         started = time.perf_counter()
         proc = runner.spawn(
             [variant.binary, *spec.argv],
+            env=variant.env,  # scrubbed: the variant's declared settings alone
             stdin=stdin,
             stdout=out.fileno(),
             stderr=err.fileno(),
+            inherit_env=False,
         )
         code, wall, usage, hwm = _wait(proc, spec.timeout_s, started, what)
         stdout, stderr = _read(out), _read(err)
@@ -79,8 +79,7 @@ def run_command(variant: Variant, scenario: Scenario, settings: BenchSettings) -
         )
     sample: dict[str, Any] = {
         "wall_s": wall,
-        "cpu_user_s": usage.ru_utime,
-        "cpu_sys_s": usage.ru_stime,
+        **counters(usage),
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_kb": hwm,
         "peak_rss_source": "VmHWM (sampled)",
@@ -113,7 +112,7 @@ def _read(f: IO[bytes]) -> str:
 
 
 def _wait(
-    proc: PopenWithAddons[Any], timeout_s: float, started: float, what: str
+    proc: subprocess.Popen[bytes], timeout_s: float, started: float, what: str
 ) -> tuple[int, float, Any, int | None]:
     """Wait for the child through its pidfd, sampling VmHWM: (exit code, wall s, rusage, KiB).
 

@@ -50,7 +50,24 @@ def machine_facts() -> dict[str, Any]:
         "kernel_version": platform.version(),
         "os": _os_release(),
         "python": platform.python_version(),
+        "hardware_counters": hardware_counters(),
     }
+
+
+PMU = Path("/sys/bus/event_source/devices/cpu")
+
+
+def hardware_counters() -> str:
+    """Whether `perf stat` could count instructions and cycles here, and why not."""
+    if not PMU.exists():
+        return "unavailable: the kernel exposes no CPU PMU (a VM without perf passthrough)"
+    try:
+        paranoid = int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
+    except (OSError, ValueError):
+        return "unknown: perf_event_paranoid unreadable"
+    if paranoid > 2 and os.geteuid() != 0:
+        return f"unavailable: perf_event_paranoid is {paranoid}"
+    return "available"
 
 
 def _os_release() -> str | None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kit.bench.isolation import tool_env
 from kit.core import fs, runner
 from kit.core.errors import BenchError
 
@@ -176,12 +177,24 @@ def run_wrk(
     threads: int = 2,
     echo: bool = True,
     script: Path = REPORT_SCRIPT,
+    prefix: Sequence[str] = (),
 ) -> tuple[WrkResult, str]:
-    """Run wrk once and return its parsed result and raw stdout."""
-    argv = wrk_argv(
-        url, connections=connections, duration_s=duration_s, threads=threads, script=script
+    """Run wrk once (after `prefix`, e.g. taskset's) and return its parsed result and raw
+    stdout."""
+    argv = [
+        *prefix,
+        *wrk_argv(
+            url, connections=connections, duration_s=duration_s, threads=threads, script=script
+        ),
+    ]
+    done = runner.run(
+        argv,
+        env=tool_env(),
+        inherit_env=False,
+        timeout=duration_s + 60,
+        echo=echo,
+        what="wrk",
     )
-    done = runner.run(argv, timeout=duration_s + 60, echo=echo, what="wrk")
     result = parse_output(done.stdout)
     if result.requests == 0:
         raise BenchError(

@@ -40,9 +40,19 @@ class BenchSettings:
     command_seconds: float  # what `{seconds}` stands for in a command workload's argv
     connections: tuple[int, ...]  # for HTTP workloads that name none of their own
     noise_margin: float
+    rss_margin: float = 0.10
+    looks: int = 1  # planned looks of the sequential rule (kit.bench.verdict)
+    budget_s: float = 0.0  # time for more rounds of the decision scenario while inconclusive
+    pin: bool = False  # server and load generator on disjoint CPU sets
+    latency_margin: float = 0.10
+    latency_rates: tuple[float, ...] = ()  # fractions of the slowest musl variant's capacity
+    latency_s: float = 5.0
+    latency_repetitions: int = 0
+    soak_s: float = 0.0  # 0: no soak
+    idle_s: float = 0.0
+    rss_hz: float = 20.0
     wrk_threads: int = 2
     startup_timeout_s: float = 15.0
-    resamples: int = 10_000  # bootstrap resamples per interval
 
 
 def resolve_settings(
@@ -65,11 +75,22 @@ def resolve_settings(
         quick=quick,
         repetitions=reps,
         seed=0 if seed is None else _int(seed, "--seed"),
-        http_duration_s=min(opts.bench_duration_s, 2.0) if quick else opts.bench_duration_s,
-        warmup_s=min(opts.bench_warmup_s, 1.0),
-        command_seconds=0.5 if quick else 1.0,
+        # wrk's shortest run is 1 s
+        http_duration_s=min(opts.bench_duration_s, 1.0) if quick else opts.bench_duration_s,
+        warmup_s=0.0 if quick else min(opts.bench_warmup_s, 1.0),
+        command_seconds=0.25 if quick else 0.5,
         connections=tuple(sorted(set(opts.bench_connections))),
         noise_margin=opts.bench_noise_margin,
+        rss_margin=opts.bench_rss_margin,
+        looks=opts.bench_looks,
+        budget_s=opts.bench_quick_budget_s if quick else opts.bench_budget_s,
+        pin=opts.bench_pin,
+        latency_margin=opts.bench_latency_margin,
+        latency_rates=tuple(sorted(set(opts.bench_latency_rates))),
+        latency_s=min(opts.bench_latency_s, 2.0) if quick else opts.bench_latency_s,
+        latency_repetitions=2 if quick else opts.bench_latency_repetitions,
+        soak_s=min(opts.bench_soak_s, 3.0) if quick else opts.bench_soak_s,
+        idle_s=min(opts.bench_idle_s, 2.0) if quick else opts.bench_idle_s,
     )
     try:
         settings = replace(settings, **overrides)
@@ -121,11 +142,12 @@ class CommandSpec:
 
 @dataclass(frozen=True)
 class Scenario:
-    kind: str  # "http" | "command"
+    kind: str  # "http" | "command" | "latency" (fixed rate, open loop) | "soak"
     key: str  # unique in a run: "http-alloc-c64", "stress-local-t1"
     workload: str  # the name of the workload it came from
     measure: Measure  # what it is judged by, and which way is better
-    params: dict[str, int | str] = field(default_factory=dict)  # command params | connections
+    # command params | connections (| rate_fraction, rate of a fixed-rate scenario)
+    params: dict[str, int | float | str] = field(default_factory=dict)
     control: bool = False  # the allocator should not matter here (a parity check)
     decides: bool = False  # the scenario the winner rule reads (exactly one per plan)
     connections: int = 0
@@ -188,7 +210,7 @@ def _command_scenarios(
                 w.scenario_key(params),
                 w.name,
                 w.measure,
-                params,
+                dict(params),
                 control=w.is_control(params, cores),
                 command=spec,
             )
@@ -255,6 +277,45 @@ def input_files(scenarios: Sequence[Scenario]) -> list[Path]:
     return [Path(p) for p in dict.fromkeys(p for p in paths if p)]
 
 
+# What the open-loop phase judges (kit.bench.openloop) and what the soak reports.
+P99 = Measure(name="p99_us", label="p99 latency at a fixed rate", unit="µs", higher_is_better=False)
+AFTER_IDLE = Measure(
+    name="after_idle_kb", label="RSS after idle", unit="KiB", higher_is_better=False
+)
+
+
+def fixed_rate_scenarios(
+    decider: Scenario, capacity: float, fractions: Sequence[float]
+) -> list[Scenario]:
+    """The decision scenario again at fixed rates, fractions of `capacity` (the slowest musl
+    variant's median throughput there): a rate every variant can sustain."""
+    return [
+        replace(
+            decider,
+            kind="latency",
+            key=f"latency-{decider.key.removeprefix('http-')}-r{round(f * 100)}",
+            measure=P99,
+            params={**decider.params, "rate_fraction": f, "rate": round(capacity * f)},
+            control=False,
+            decides=False,
+        )
+        for f in fractions
+    ]
+
+
+def soak_scenario(decider: Scenario, rate: float) -> Scenario:
+    """The decision scenario's server under a steady fixed rate, then idle (memory over time)."""
+    return replace(
+        decider,
+        kind="soak",
+        key=f"soak-{decider.key.removeprefix('http-')}",
+        measure=AFTER_IDLE,
+        params={**decider.params, "rate": round(rate)},
+        control=False,
+        decides=False,
+    )
+
+
 @dataclass(frozen=True)
 class Run:
     order: int
@@ -270,25 +331,35 @@ class Run:
 
 
 def schedule(
-    variants: Sequence[Variant], scenarios: Sequence[Scenario], repetitions: int, seed: int
+    variants: Sequence[Variant],
+    scenarios: Sequence[Scenario],
+    repetitions: int,
+    seed: int,
+    *,
+    first_round: int = 0,
+    first_order: int = 0,
+    warmups: bool = True,
 ) -> list[Run]:
     """Randomised, interleaved order: each round runs every cell once, in a fresh shuffle.
 
     Interleaving spreads slow drift (thermal, noisy neighbours) over all cells instead of
     loading it onto whichever cell ran last, and an interrupted run has balanced cells. The
     warm-up runs of command workloads (as hyperfine's --warmup: discarded) come first.
+    The sequential rule's later rounds continue the numbering (`first_round`, `first_order`).
     """
     rng = random.Random(seed)
     warm = [
         (v, s)
         for v in variants
         for s in scenarios
-        for _ in range(s.command.warmup if s.command else 0)
+        for _ in range(s.command.warmup if s.command and warmups else 0)
     ]
     rng.shuffle(warm)
-    runs: list[Run] = [Run(i, 0, v, s, warmup=True) for i, (v, s) in enumerate(warm)]
-    for rep in range(repetitions):
+    runs: list[Run] = [
+        Run(first_order + i, first_round, v, s, warmup=True) for i, (v, s) in enumerate(warm)
+    ]
+    for rep in range(first_round, first_round + repetitions):
         cells = [(v, s) for v in variants for s in scenarios]
         rng.shuffle(cells)
-        runs += [Run(len(runs) + i, rep, v, s) for i, (v, s) in enumerate(cells)]
+        runs += [Run(first_order + len(runs) + i, rep, v, s) for i, (v, s) in enumerate(cells)]
     return runs

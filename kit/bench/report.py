@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kit.bench import load as loadgen
-from kit.bench import stats
-from kit.bench.analysis import decision_scenario, measure_of, parity_check
+from kit.bench import stats, verdict
+from kit.bench.analysis import decision_scenario, design_of, measure_of, parity_check
 from kit.bench.variants import BASELINE_GLIBC, BASELINE_MUSL
+from kit.bench.verdict import Verdict
 from kit.core.workloads import THROUGHPUT
 
 RSS_NOTE = (
@@ -49,9 +50,10 @@ HTTP_HEADER = [
 
 
 def fmt_cell(cell: Mapping[str, Any]) -> str:
+    """median [low, high] with the interval's exact coverage: 10,255 [9,870, 10,390] 97%."""
     lo, hi = cell["ci"]
     fmt = stats.format_value
-    return f"{fmt(cell['median'])} [{fmt(lo)}, {fmt(hi)}]"
+    return f"{fmt(cell['median'])} [{fmt(lo)}, {fmt(hi)}] {cell['coverage']:.0%}"
 
 
 def measure_line(sc: Mapping[str, Any]) -> str:
@@ -64,7 +66,7 @@ def fmt_ratio(r: Mapping[str, Any] | None) -> str:
     if not r:
         return "-"
     lo, hi = r["ci"]
-    return f"{r['ratio']:.2f}x [{lo:.2f}, {hi:.2f}] (p={r['p_value']:.2g})"
+    return f"{r['ratio']:.2f}x [{lo:.2f}, {hi:.2f}] {r['coverage']:.0%} (p={r['p_value']:.2g})"
 
 
 def _us(value: float | None) -> str:
@@ -127,21 +129,28 @@ def _setup(results: Mapping[str, Any]) -> list[str]:
         f"seed {s['seed']}.",
         "",
         f"- Machine: {m['cpu_model']}, {m['cores']} cores ({m['usable_cores']} usable), "
-        f"{m['arch']}, kernel {m['kernel']}, {m.get('os') or 'unknown OS'}.",
+        f"{m['arch']}, kernel {m['kernel']}, {m.get('os') or 'unknown OS'}; hardware "
+        f"counters (perf stat): {m.get('hardware_counters') or 'not checked'}.",
         f"- musl: {musl.get('version') or 'unknown version'} (from {musl.get('origin', '?')}), "
         f"malloc of musl-system: {musl.get('malloc') or 'unknown'}; "
         f"glibc: {glibc.get('version') or '?'} (static).",
         f"- Workloads: {_workloads(results['scenarios'])}.",
         load,
-        f"- {s['repetitions']} fresh-process repetitions per cell, cells in seeded random "
-        f"interleaved order; a command's `{{seconds}}` is {s['command_seconds']:g}s.",
+        f"- {s['repetitions']} fresh-process rounds, each running every cell once in a seeded "
+        f"random order; a command's `{{seconds}}` is {s['command_seconds']:g}s."
+        + _sequential(results),
+        _isolation(results),
+        _contention(results),
         "- Toolchains: "
         + "; ".join(f"{k}: {_toolchain_line(t)}" for k, t in tools["toolchains"].items()),
         "",
-        "Figures are medians with 95% percentile-bootstrap confidence intervals in brackets. "
-        "Ratios are median/median, oriented so that above 1 is better than the baseline "
-        "(baseline/variant for a figure where lower is better, such as wall time), with "
-        "bootstrap intervals; p is a two-sided Mann-Whitney U test.",
+        "Figures are medians with exact order-statistic intervals for the median in brackets, "
+        "followed by each interval's real coverage (95% where n allows; with fewer rounds the "
+        "interval is min..max and its coverage is lower, e.g. 75% at n = 3). Ratios are taken "
+        "within each round (both cells ran in the same shuffled round) and oriented so that "
+        "above 1 is better than the baseline (baseline/variant for a figure where lower is "
+        "better, such as wall time); the figure is the median ratio with its exact interval, "
+        "and p is the two-sided exact sign test.",
         "",
     ]
 
@@ -160,43 +169,97 @@ def _workloads(scenarios: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(parts)
 
 
-def _significance_floor(repetitions: int) -> list[str]:
-    floor = stats.min_p_value(repetitions, repetitions)
-    if floor < stats.DEFAULT_ALPHA:
-        return []
-    return [
-        f"> With {repetitions} repetitions per cell the smallest p-value Mann-Whitney U can "
-        f"reach is {floor:.2g}, so no difference can be significant at {stats.DEFAULT_ALPHA}: "
-        "every comparison below is a tie by construction, and the winner comes from the "
-        "tie-break.",
-        "",
-    ]
+def _sequential(results: Mapping[str, Any]) -> str:
+    seq = results.get("sequential")
+    if not seq or not seq.get("extra_rounds"):
+        return ""
+    return (
+        f" The sequential rule added {seq['extra_rounds']} rounds of the decision scenario "
+        f"({seq['looks']} of {seq['looks_planned']} planned looks, {seq['spent_s']:.0f}s of a "
+        f"{seq['budget_s']:.0f}s budget; stopped: {seq['stopped']})."
+    )
 
 
-def _winner(results: Mapping[str, Any], decision: stats.Decision | None) -> list[str]:
+def _isolation(results: Mapping[str, Any]) -> str:
+    iso = results.get("isolation") or {}
+    dropped = iso.get("dropped_from_caller") or []
+    env = (
+        f"; dropped from the caller's environment: {', '.join(dropped)}"
+        if dropped
+        else "; no allocator setting was set in the caller's environment"
+    )
+    return (
+        f"- Isolation: {iso.get('reason', 'unknown')}. Commands: {iso.get('commands', '-')}. "
+        f"Environment: {iso.get('environment', '-')}{env}."
+    )
+
+
+def contended(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [s for s in results["samples"] if (s.get("contention") or {}).get("contended")]
+
+
+def _contention(results: Mapping[str, Any]) -> str:
+    samples = results["samples"]
+    flagged = contended(results)
+    facts: Mapping[str, Any] = next((s["contention"] for s in samples if s.get("contention")), {})
+    cells = sorted({f"{s['variant']} {s['scenario']} #{s['rep'] + 1}" for s in flagged})
+    which = f": {', '.join(cells[:12])}{' ...' if len(cells) > 12 else ''}" if cells else ""
+    short = sum(1 for s in samples if (s.get("contention") or {}).get("contended", 0) is None)
+    unjudged = f" ({short} runs too short to judge from /proc/stat's 10 ms ticks)" if short else ""
+    return (
+        f"- Contention: {len(flagged)} of {len(samples)} runs ran while something else used more "
+        f"than 10% of the machine's CPU time or the hypervisor stole it{which}{unjudged}. THP: "
+        f"{facts.get('thp') or 'unknown'}; CPU governor: {facts.get('governor') or 'none exposed'}."
+    )
+
+
+def _verdict(results: Mapping[str, Any], decision: Verdict | None) -> list[str]:
+    """The report's first paragraph: the verdict and its reason."""
+    if decision is None or not results.get("complete"):
+        return ["**Verdict: none** — the run is incomplete.", ""]
+    what = {
+        "winner": f"**Verdict: {decision.choice.name} wins.**",
+        "equivalent": f"**Verdict: equivalent; {decision.choice.name} ships.**",
+        "inconclusive": f"**Verdict: inconclusive; {decision.choice.name} ships provisionally.**",
+    }[decision.outcome]
+    mode = " (quick mode)" if results["settings"]["quick"] else ""
+    return [f"{what}{mode} {decision.reason}", ""]
+
+
+def _winner(results: Mapping[str, Any], decision: Verdict | None) -> list[str]:
     key = decision_scenario(results)
     sc = next((s for s in results["scenarios"] if s["key"] == key), None)
     measure = measure_of(sc) if sc else THROUGHPUT
-    rule = stats.rule_text(results["settings"]["noise_margin"], measure=measure)
-    lines = ["## Winner", "", f"Rule: {rule}", ""]
+    rule = verdict.rule_text(design_of(results), measure)
+    lines = ["## Verdict", "", f"Rule: {rule}", ""]
     if key is not None:
         lines += [f"{DECIDER_NOTE} Here: `{key}` ({measure_line(sc or {})}).", ""]
     if decision is None or not results.get("complete"):
-        return [*lines, "No winner: the run is incomplete.", ""]
-    w = decision.winner
+        return [*lines, "No verdict: the run is incomplete.", ""]
     lines += [
-        f"**{w.name}** ({w.allocator}, {w.triple}) — decided on `{key}`.",
-        "",
-        decision.reason,
+        f"Outcome **{decision.outcome}** at look {decision.look}, {decision.rounds} paired "
+        f"rounds; bounds at error {decision.design.alpha_per_look:.3g} each.",
         "",
     ]
-    rows = [
-        [g.other, f"{g.lead:+.1%}", f"{g.test.p_value:.3g}", "yes" if g.decisive else "no"]
-        for g in decision.gaps
-    ]
+    rows = [_comparison_row(c) for c in decision.comparisons]
     if rows:
-        lines += [*_table([f"leader {decision.leader} vs", "lead", "p", "decisive"], rows), ""]
+        header = [f"leader {decision.leader} vs", "ratio [interval] coverage", "rounds", "verdict"]
+        lines += [*_table(header, rows), ""]
+    if decision.tiebreak:
+        rss_rows = [_comparison_row(c) for c in decision.tiebreak]
+        header = [
+            f"{decision.tiebreak_by}: {decision.choice.name} vs",
+            "ratio",
+            "rounds",
+            "verdict",
+        ]
+        lines += [*_table(header, rss_rows), ""]
     return lines
+
+
+def _comparison_row(c: verdict.Comparison) -> list[str]:
+    r = c.ratio.as_dict() if c.ratio else None
+    return [c.other, fmt_ratio(r), str(r["rounds"]) if r else "0", c.verdict]
 
 
 def _http(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
@@ -267,6 +330,122 @@ def _commands(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
     return lines
 
 
+COUNTER_NOTE = (
+    "Medians of the server's or command's own wait4 counters per run. A cell whose kernel "
+    "time exceeds its user time is flagged (sys > user): an allocator handing memory back to "
+    "the OS and faulting it in again (mallocng's munmap churn) shows up there, and in the "
+    "minor faults."
+)
+
+
+OPEN_LOOP_NOTE = (
+    "oha sends at a fixed rate, open loop, with --latency-correction: each request is timed "
+    "from when it was due, so time spent waiting behind a slow response counts (no coordinated "
+    "omission). The rates are fractions of the slowest musl variant's median throughput on the "
+    "decision scenario, so every variant can sustain them. Intervals are across rounds, each a "
+    "fresh server."
+)
+SOAK_NOTE = (
+    "One fresh server per variant under the lower fixed rate, then idle; VmRSS sampled "
+    "throughout. Steady: median over the second half of the load; after idle: median over the "
+    "last quarter of the idle period (after jemalloc's decay and mimalloc's purge had time to "
+    "return memory); growth: least-squares slope over the second half of the load."
+)
+
+
+def _open_loop(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[str]:
+    info = results.get("open_loop")
+    if not info:
+        return []
+    if "skipped" in info:
+        return ["## Latency at a fixed rate", "", f"Not measured: {info['skipped']}.", ""]
+    rows = []
+    for e in summary.values():
+        if e["scenario"]["kind"] != "latency":
+            continue
+        params = e["scenario"]["params"]
+        for v, c in e["cells"].items():
+            base = e["ratios"].get(BASELINE_MUSL, {}).get(v)
+            rows.append(
+                [
+                    f"{params['rate_fraction']:.0%} ({params['rate']:,}/s)",
+                    v,
+                    _us(c.get("p50_us")),
+                    f"{_us(c['median'])} [{_us(c['ci'][0])}, {_us(c['ci'][1])}] "
+                    f"{c['coverage']:.0%}",
+                    _us(c.get("p99_9_us")),
+                    fmt_ratio(base) if base else "-",
+                    str(c.get("errors", 0)),
+                    str(c["n"]),
+                ]
+            )
+    header = [
+        "rate",
+        "variant",
+        "p50",
+        "p99 [interval]",
+        "p99.9",
+        "p99 vs musl-system",
+        "errors",
+        "n",
+    ]
+    lines = [
+        "## Latency at a fixed rate (oha, open loop)",
+        "",
+        f"Capacity: {info['capacity_rps']:,.0f} req/s ({info['capacity_of']}, the slowest musl "
+        "variant). " + OPEN_LOOP_NOTE,
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    soak = [
+        (v, c)
+        for e in summary.values()
+        if e["scenario"]["kind"] == "soak"
+        for v, c in e["cells"].items()
+    ]
+    if soak:
+        soak_rows = [
+            [
+                v,
+                _mib(c.get("peak_kb")),
+                _mib(c.get("steady_kb")),
+                _mib(c["median"]),
+                "-" if c.get("slope_kb_per_min") is None else f"{c['slope_kb_per_min']:+,.0f}",
+                "-" if c.get("rate_hz") is None else f"{c['rate_hz']:.0f}",
+            ]
+            for v, c in soak
+        ]
+        header = ["variant", "peak MiB", "steady MiB", "after idle MiB", "growth KiB/min", "Hz"]
+        lines += ["## Memory over time (soak)", "", SOAK_NOTE, "", *_table(header, soak_rows), ""]
+    return lines
+
+
+def _counters(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
+    rows = []
+    for key, e in summary.items():
+        for v in variants:
+            c = e["cells"].get(v)
+            if c is None or c.get("cpu_user_s") is None:
+                continue
+            rows.append(
+                [
+                    key,
+                    v,
+                    f"{c['cpu_user_s']:.2f}",
+                    f"{c['cpu_sys_s']:.2f}",
+                    f"{c['minor_faults']:,.0f}",
+                    f"{c['voluntary_switches']:,.0f}",
+                    f"{c['involuntary_switches']:,.0f}",
+                    "sys > user" if c.get("sys_dominant") else "",
+                ]
+            )
+    if not rows:
+        return []
+    header = ["scenario", "variant", "user s", "sys s", "minor faults", "vol. cs", "invol. cs", ""]
+    return ["## Counters (wait4)", "", COUNTER_NOTE, "", *_table(header, rows), ""]
+
+
 def _mib(kb: float | None) -> str:
     return "-" if kb is None else f"{kb / 1024:.1f}"
 
@@ -302,7 +481,7 @@ def _parity(summary: Mapping[str, Any], noise_margin: float) -> list[str]:
 def render_report(
     results: Mapping[str, Any],
     summary: Mapping[str, Any],
-    decision: stats.Decision | None,
+    decision: Verdict | None,
     charts: Sequence[str] = (),
 ) -> str:
     settings = results["settings"]
@@ -311,11 +490,13 @@ def render_report(
         "# Allocator benchmark",
         "",
         *_incomplete(results),
+        *_verdict(results, decision),
         *_setup(results),
-        *_significance_floor(settings["repetitions"]),
         *_winner(results, decision),
+        *_counters(summary, variants),
         *_http(summary, variants),
         *_commands(summary, variants),
+        *_open_loop(results, summary),
         *_ratios(summary, variants),
         *_parity(summary, settings["noise_margin"]),
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -16,18 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit.bench import load as loadgen
+from kit.bench import openloop
 from kit.bench.command import run_command
 from kit.bench.facts import machine_facts, tool_facts, usable_cores
+from kit.bench.isolation import contention, dropped_env, placement, snapshot, usable_cpus
 from kit.bench.plan import (
     BenchSettings,
     Run,
     Scenario,
+    fixed_rate_scenarios,
     input_files,
     plan_scenarios,
     resolve_settings,
     schedule,
+    soak_scenario,
 )
-from kit.bench.server import run_http
+from kit.bench.server import run_fixed_rate, run_http
 from kit.bench.variants import Variant, build_variants, planned_keys
 from kit.core import console, fs, runner
 from kit.core.errors import BenchError, ConfigError, ToolMissingError
@@ -36,9 +42,11 @@ from kit.core.paths import Paths
 from kit.core.records import write_record
 
 if TYPE_CHECKING:
-    from kit.bench.stats import Decision
+    from kit.bench.verdict import Verdict
 
-RESULTS_SCHEMA = 3  # 3: scenarios come from the crate's workloads (kind "http" | "command")
+# 3: scenarios come from the crate's workloads; 4: samples keyed by round (`rep`) for paired
+# ratios, wait4 counters, per-cell machine facts, isolation, the sequential rule's looks
+RESULTS_SCHEMA = 4
 BENCH_EXTRAS = ("numpy", "scipy", "matplotlib")
 INSTALL_EXTRAS = 'python3 -m pip install -e ".[bench]"'
 
@@ -60,7 +68,7 @@ def extras_error(missing: Sequence[str]) -> ToolMissingError:
 class BenchOutcome:
     run_dir: Path
     results: dict[str, Any]
-    decision: Decision | None
+    decision: Verdict | None
 
 
 def new_run_dir(opts: Options, now: dt.datetime | None = None) -> Path:
@@ -81,13 +89,24 @@ def _now() -> str:
 
 def run_one(run: Run, settings: BenchSettings, run_dir: Path) -> dict[str, Any]:
     sc = run.scenario
-    if sc.http is not None:
-        return run_http(
+    where = placement(usable_cpus(), settings.pin)
+    if sc.kind == "latency":
+        rate, duration = float(sc.params["rate"]), settings.latency_s
+        return run_fixed_rate(run.variant, sc, settings, where, rate=rate, duration_s=duration)
+    if sc.kind == "soak":
+        return run_fixed_rate(
             run.variant,
             sc,
             settings,
-            loadgen.scenario_script(sc.http, sc.workload, run_dir / "wrk"),
+            where,
+            rate=float(sc.params["rate"]),
+            duration_s=settings.soak_s,
+            idle_s=settings.idle_s,
+            rss_hz=settings.rss_hz,
         )
+    if sc.http is not None:
+        script = loadgen.scenario_script(sc.http, sc.workload, run_dir / "wrk")
+        return run_http(run.variant, sc, settings, script, where)
     return run_command(run.variant, sc, settings)
 
 
@@ -110,7 +129,7 @@ def needs_wrk(scenarios: Sequence[Scenario]) -> bool:
     return any(s.http is not None for s in scenarios)
 
 
-def write_outputs(opts: Options, run_dir: Path, results: dict[str, Any]) -> Decision | None:
+def write_outputs(opts: Options, run_dir: Path, results: dict[str, Any]) -> Verdict | None:
     """results.json, charts, report.md; the winner (run dir and Paths.winner) only when complete."""
     from kit.bench.analysis import decide, make_winner, summarise
     from kit.bench.report import render_report
@@ -118,7 +137,8 @@ def write_outputs(opts: Options, run_dir: Path, results: dict[str, Any]) -> Deci
     paths = Paths.of(opts)
     fs.write_json(run_dir / "results.json", results)  # raw samples first, whatever follows
     summary = summarise(results)
-    decision = decide(results) if results["complete"] else None
+    look = results.get("sequential", {}).get("looks", 1)
+    decision = decide(results, look) if results["complete"] else None
     results["summary"] = summary
     results["decision"] = decision.as_dict() if decision else None
     fs.write_json(run_dir / "results.json", results)
@@ -160,6 +180,13 @@ def new_results(
         "settings": asdict(settings),
         "machine": machine_facts(),
         "tools": tool_facts(variants, wrk_version, settings.wrk_threads),
+        "isolation": {
+            **placement(usable_cpus(), settings.pin).as_dict(),
+            "commands": "not pinned: a command runs on every usable CPU",
+            "environment": "scrubbed: PORT, the worker count and the variant's declared "
+            "settings (variants[].env), nothing else",
+            "dropped_from_caller": dropped_env(os.environ),
+        },
         "variants": [v.describe(paths) for v in variants],
         "scenarios": [scenario_doc(s, paths) for s in scenarios],
         "planned_runs": planned_runs,
@@ -186,7 +213,9 @@ def measure(
         for run in runs:
             progress.start(run.label)
             at = _now()
+            before = snapshot()
             metrics = run_one(run, settings, run_dir)
+            after = snapshot()
             if run.warmup:
                 progress.done(run.label)
                 continue
@@ -198,10 +227,137 @@ def measure(
                     "rep": run.rep,
                     "order": run.order,
                     "started_at": at,
+                    "run_s": round(after["at"] - before["at"], 3),
+                    "contention": contention(before, after),
                     **metrics,
                 }
             )
             progress.done(run.label)
+
+
+def open_loop_plan(
+    variants: Sequence[Variant], scenarios: Sequence[Scenario], settings: BenchSettings
+) -> str | None:
+    """Why the open-loop and soak phases are skipped, or None when they run."""
+    decider = next(s for s in scenarios if s.decides)
+    if decider.http is None:
+        return "the decision scenario is a command: there is no server to load at a fixed rate"
+    if not settings.latency_rates:
+        return "bench-latency-rates is empty"
+    if not any(v.is_musl for v in variants):
+        return "no musl variant to take the capacity of"
+    return None
+
+
+def run_open_loop(
+    variants: Sequence[Variant],
+    scenarios: Sequence[Scenario],
+    settings: BenchSettings,
+    results: dict[str, Any],
+    run_dir: Path,
+    paths: Paths,
+) -> None:
+    """Latency at fixed rates (musl variants, oha, open loop), then the soak (every variant):
+    the decision scenario's server at fractions of the slowest musl variant's capacity."""
+    if why := open_loop_plan(variants, scenarios, settings):
+        results["open_loop"] = {"skipped": why}
+        return
+    decider = next(s for s in scenarios if s.decides)
+    musl = [v for v in variants if v.is_musl]
+    medians = {
+        v.key: statistics.median(
+            s["throughput_rps"]
+            for s in results["samples"]
+            if s["variant"] == v.key and s["scenario"] == decider.key
+        )
+        for v in musl
+    }
+    slowest = min(medians, key=medians.__getitem__)
+    capacity = medians[slowest]
+    latency = fixed_rate_scenarios(decider, capacity, settings.latency_rates)
+    soak = [soak_scenario(decider, capacity * min(settings.latency_rates))]
+    soak = soak if settings.soak_s > 0 else []
+    results["open_loop"] = {
+        "capacity_rps": capacity,
+        "capacity_of": slowest,
+        "rates": {str(f): round(capacity * f) for f in settings.latency_rates},
+    }
+    results["scenarios"] += [scenario_doc(s, paths) for s in [*latency, *soak]]
+    runs = schedule(
+        musl,
+        latency,
+        settings.latency_repetitions,
+        settings.seed + 1000,
+        first_order=len(results["samples"]),
+        warmups=False,
+    )
+    runs += schedule(
+        variants, soak, 1, settings.seed + 2000, first_order=len(results["samples"]) + len(runs)
+    )
+    console.info(
+        f"open loop: {len(latency)} rates x {len(musl)} musl variants x "
+        f"{settings.latency_repetitions} rounds, then a soak of each variant "
+        f"({settings.soak_s:g}s under load, {settings.idle_s:g}s idle), at fractions of "
+        f"{capacity:,.0f} req/s ({slowest})"
+    )
+    measure(runs, settings, results, run_dir)
+
+
+def run_sequential(
+    variants: Sequence[Variant],
+    scenarios: Sequence[Scenario],
+    settings: BenchSettings,
+    results: dict[str, Any],
+    run_dir: Path,
+) -> None:
+    """While the verdict is inconclusive: more rounds of the decision scenario for the musl
+    variants, `repetitions` at a time, up to the planned looks and within the time budget
+    (kit.bench.verdict says why looking again keeps the error rate)."""
+    from kit.bench.analysis import decide
+    from kit.bench.verdict import INCONCLUSIVE
+
+    decider = next(s for s in scenarios if s.decides)
+    musl = [v for v in variants if v.is_musl]
+    seq = results["sequential"] = {
+        "looks_planned": settings.looks,
+        "looks": 1,
+        "extra_rounds": 0,
+        "budget_s": settings.budget_s,
+        "spent_s": 0.0,
+        "stopped": "one look planned",
+    }
+    started = time.monotonic()
+    rounds = settings.repetitions
+    while seq["looks"] < settings.looks:
+        verdict = decide(results, seq["looks"])
+        if verdict is None or verdict.outcome != INCONCLUSIVE:
+            seq["stopped"] = "decided"
+            break
+        costs = [s["run_s"] for s in results["samples"] if s["scenario"] == decider.key]
+        cost = statistics.median(costs) * len(musl) * settings.repetitions
+        if time.monotonic() - started + cost > settings.budget_s:
+            seq["stopped"] = f"time budget: {settings.repetitions} more rounds need ~{cost:.0f}s"
+            break
+        console.info(
+            f"look {seq['looks']}: inconclusive; {settings.repetitions} more rounds of "
+            f"{decider.key} (~{cost:.0f}s)"
+        )
+        extra = schedule(
+            musl,
+            [decider],
+            settings.repetitions,
+            settings.seed + seq["looks"],
+            first_round=rounds,
+            first_order=len(results["samples"]),
+            warmups=False,
+        )
+        measure(extra, settings, results, run_dir)
+        rounds += settings.repetitions
+        seq["looks"] += 1
+        seq["extra_rounds"] += settings.repetitions
+        seq["spent_s"] = round(time.monotonic() - started, 1)
+    else:
+        seq["stopped"] = "all planned looks taken" if settings.looks > 1 else seq["stopped"]
 
 
 def show_plan(opts: Options, settings: BenchSettings, variants: Sequence[Variant] | None) -> None:
@@ -248,8 +404,10 @@ def run_bench(
         return None
     scenarios = scenarios_for(opts, settings)  # a config error shows before anything is built
     check_inputs(scenarios)
-    # wrk only when there is HTTP to load; it fails early (ToolMissingError) if missing
+    # wrk only when there is HTTP to load, oha when the decision is HTTP; each fails early
+    # (ToolMissingError) if missing
     wrk_version = loadgen.wrk_version() if needs_wrk(scenarios) else None
+    oha = openloop.oha_version() if next(s for s in scenarios if s.decides).http else None
     if variants is None:
         with console.step("build the benchmark variants"):
             variants = build_variants(opts)
@@ -259,6 +417,9 @@ def run_bench(
     run_dir = new_run_dir(opts)
     measured = sum(not r.warmup for r in runs)
     results = new_results(opts, run_dir, settings, variants, scenarios, measured, wrk_version)
+    results["tools"]["open_loop_generator"] = (
+        {"name": openloop.GENERATOR, "version": oha, "latency_correction": True} if oha else None
+    )
     console.info(
         f"{len(variants)} variants x {len(scenarios)} scenarios x "
         f"{settings.repetitions} repetitions = {measured} runs -> {results['run']}"
@@ -266,6 +427,8 @@ def run_bench(
     started = time.monotonic()
     try:
         measure(runs, settings, results, run_dir)
+        run_sequential(variants, scenarios, settings, results, run_dir)
+        run_open_loop(variants, scenarios, settings, results, run_dir, Paths.of(opts))
         results["complete"] = True
     except BaseException as exc:
         _keep_incomplete(opts, run_dir, results, started, exc)
@@ -296,7 +459,7 @@ def _finish(results: dict[str, Any], started: float) -> None:
     results["wall_s"] = round(time.monotonic() - started, 1)
 
 
-def _show(results: Mapping[str, Any], decision: Decision | None, run_dir: Path) -> None:
+def _show(results: Mapping[str, Any], decision: Verdict | None, run_dir: Path) -> None:
     from kit.bench.report import median_rows
 
     console.table(
@@ -305,5 +468,7 @@ def _show(results: Mapping[str, Any], decision: Decision | None, run_dir: Path) 
         median_rows(results["summary"]),
     )
     if decision:
-        console.success(f"winner: {decision.winner.name} — {decision.reason}")
+        console.success(
+            f"verdict: {decision.outcome}, {decision.choice.name} ships — {decision.reason}"
+        )
     console.success(f"report: {run_dir / 'report.md'} ({results['wall_s']:.0f}s)")

@@ -14,19 +14,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from kit.bench import load as loadgen
-from kit.bench.plan import BenchSettings, Scenario
+from kit.bench import openloop
+from kit.bench.isolation import Placement
+from kit.bench.memory import RssSampler, status_kb, summarise_rss
+from kit.bench.plan import BenchSettings, HttpSpec, Scenario
 from kit.bench.variants import Variant
 from kit.core import runner
 from kit.core.errors import BenchError
 from kit.core.workloads import PORT, fill
-
-if TYPE_CHECKING:
-    from plumbum.machines.base import PopenWithAddons
 
 
 def free_port() -> int:
@@ -59,10 +59,26 @@ class ServerUsage:
     peak_rss_kb: int  # ru_maxrss (KiB on Linux)
     cpu_user_s: float
     cpu_sys_s: float
+    counters: Mapping[str, float] = field(default_factory=dict)  # see `counters`
 
     @property
     def cpu_s(self) -> float:
         return self.cpu_user_s + self.cpu_sys_s
+
+
+def counters(ru: Any) -> dict[str, float]:
+    """A reaped child's wait4 counters, as results.json keeps them. `sys_dominant` flags a run
+    whose kernel time exceeds its user time: an allocator handing memory back and forth to the
+    OS (mallocng's munmap churn) shows up there."""
+    return {
+        "cpu_user_s": ru.ru_utime,
+        "cpu_sys_s": ru.ru_stime,
+        "minor_faults": ru.ru_minflt,
+        "major_faults": ru.ru_majflt,
+        "voluntary_switches": ru.ru_nvcsw,
+        "involuntary_switches": ru.ru_nivcsw,
+        "sys_dominant": ru.ru_stime > ru.ru_utime,
+    }
 
 
 def vm_hwm_kb(pid: int) -> int | None:
@@ -73,14 +89,7 @@ def vm_hwm_kb(pid: int) -> int | None:
     (numpy, scipy, matplotlib loaded: ~120 MiB) reports Python's peak, not its own.
     VmHWM belongs to the server's own address space, created at exec.
     """
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return None
+    return status_kb(pid, "VmHWM")
 
 
 class Server:
@@ -98,13 +107,18 @@ class Server:
         *,
         ready_path: str | None = None,
         startup_timeout_s: float = 15.0,
+        env: Mapping[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.argv = [fill(str(a), {PORT: port}) for a in argv]
         self.name = Path(self.argv[0]).name
+        self.prefix = list(prefix)  # e.g. taskset's: it execs the server, whose pid it keeps
+        # None: this process's environment plus PORT; else exactly `env` plus PORT (scrubbed)
+        self.extra_env = env
         self.port = port
         self.ready_path = ready_path
         self.startup_timeout_s = startup_timeout_s
-        self.proc: PopenWithAddons[Any] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.usage: ServerUsage | None = None
         self._out: IO[bytes] | None = None
         self._err: IO[bytes] | None = None
@@ -123,11 +137,12 @@ class Server:
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:
             self.proc = runner.spawn(
-                self.argv,
+                [*self.prefix, *self.argv],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=self._out.fileno(),
                 stderr=self._err.fileno(),
+                inherit_env=self.extra_env is None,
             )
             self._wait_ready()
         except BaseException:
@@ -137,7 +152,8 @@ class Server:
 
     @property
     def env(self) -> Mapping[str, str]:
-        return {"PORT": str(self.port)}  # as the image sets it: a server may read it instead
+        # PORT as the image sets it: a server may read it instead of a flag
+        return {**(self.extra_env or {}), "PORT": str(self.port)}
 
     def __exit__(self, *exc: object) -> None:
         self._kill()
@@ -212,7 +228,9 @@ class Server:
             if pid == self.pid:
                 code = os.waitstatus_to_exitcode(status)
                 proc.returncode = code  # Popen must not try to wait for it again
-                self.usage = ServerUsage(code, int(ru.ru_maxrss), ru.ru_utime, ru.ru_stime)
+                self.usage = ServerUsage(
+                    code, int(ru.ru_maxrss), ru.ru_utime, ru.ru_stime, counters(ru)
+                )
                 return self.usage
             if time.monotonic() >= deadline:
                 return None
@@ -249,40 +267,100 @@ class Server:
             self._reap(timeout=10)
 
 
-def run_http(
-    variant: Variant, scenario: Scenario, settings: BenchSettings, script: Path
-) -> dict[str, Any]:
-    """One fresh server: warm-up run (discarded), measured run, SIGTERM, rusage. `script` is
-    the wrk Lua script for the scenario (kit.bench.load.scenario_script)."""
-    spec = scenario.http
-    assert spec is not None  # an HTTP scenario carries its server and request
-    with Server(
+def server_for(
+    variant: Variant, spec: HttpSpec, settings: BenchSettings, where: Placement
+) -> Server:
+    """The variant's server for an HTTP scenario: on its CPUs, in a scrubbed environment."""
+    return Server(
         [variant.binary, *spec.argv],
         free_port(),
         ready_path=spec.ready_path,
         startup_timeout_s=settings.startup_timeout_s,
-    ) as srv:
-        url = srv.base_url + spec.path
-        warm_requests = 0
-        if settings.warmup_s > 0:
-            warm, _ = loadgen.run_wrk(
-                url,
+        env=where.server_env(variant.env),
+        prefix=where.server_prefix(),
+    )
+
+
+def run_fixed_rate(
+    variant: Variant,
+    scenario: Scenario,
+    settings: BenchSettings,
+    where: Placement,
+    *,
+    rate: float,
+    duration_s: float,
+    idle_s: float = 0.0,
+    rss_hz: float | None = None,
+) -> dict[str, Any]:
+    """One fresh server under oha at a fixed rate (open loop), then `idle_s` without load;
+    with `rss_hz`, its resident set sampled at that rate throughout (a soak)."""
+    spec = scenario.http
+    assert spec is not None  # a fixed-rate scenario loads an HTTP workload
+    with server_for(variant, spec, settings, where) as srv:
+        sampler = RssSampler(srv.pid, rss_hz) if rss_hz else contextlib.nullcontext()
+        with sampler:
+            result = openloop.run_oha(
+                srv.base_url + spec.path,
+                rate=rate,
+                duration_s=duration_s,
                 connections=scenario.connections,
-                duration_s=settings.warmup_s,
-                threads=settings.wrk_threads,
-                script=script,
+                prefix=where.load_prefix(),
+                method=spec.method,
+                body=spec.body,
+                headers=spec.headers,
             )
-            warm_requests = warm.requests
+            if idle_s > 0:
+                time.sleep(idle_s)
+        hwm = srv.vm_hwm_kb()
+        usage = srv.stop()
+    sample: dict[str, Any] = {
+        **result.sample(),
+        "peak_rss_kb": hwm if hwm is not None else usage.peak_rss_kb,
+        "cpu_s": usage.cpu_s,
+        **usage.counters,
+    }
+    if isinstance(sampler, RssSampler):
+        # The sampler's clock starts just before oha: load is [0, duration_s], idle after it.
+        sample |= summarise_rss(sampler.samples, duration_s, idle_s)
+        sample["rss_series"] = [[round(t, 3), kb] for t, kb in sampler.samples]
+        sample["load_s"], sample["idle_s"] = duration_s, idle_s
+    return sample
+
+
+def run_http(
+    variant: Variant,
+    scenario: Scenario,
+    settings: BenchSettings,
+    script: Path,
+    where: Placement,
+) -> dict[str, Any]:
+    """One fresh server: warm-up run (discarded), measured run, SIGTERM, rusage. `script` is
+    the wrk Lua script for the scenario (kit.bench.load.scenario_script); `where` puts the
+    server and wrk on their CPUs, and the server gets a scrubbed environment."""
+    spec = scenario.http
+    assert spec is not None  # an HTTP scenario carries its server and request
+    # wrk's threads: one per CPU it has when pinned, never more than the setting
+    threads = (
+        min(settings.wrk_threads, len(where.load_cpus)) if where.pinned else settings.wrk_threads
+    )
+
+    def load(duration_s: float) -> loadgen.WrkResult:
         result, _ = loadgen.run_wrk(
-            url,
+            srv.base_url + spec.path,
             connections=scenario.connections,
-            duration_s=settings.http_duration_s,
-            threads=settings.wrk_threads,
+            duration_s=duration_s,
+            threads=threads,
             script=script,
+            prefix=where.load_prefix(),
         )
+        return result
+
+    with server_for(variant, spec, settings, where) as srv:
+        warm_requests = load(settings.warmup_s).requests if settings.warmup_s > 0 else 0
+        result = load(settings.http_duration_s)
         hwm = srv.vm_hwm_kb()  # before SIGTERM: shutdown allocates next to nothing
         usage = srv.stop()
-    return http_sample(result, warm_requests, hwm, usage)
+    return {**http_sample(result, warm_requests, hwm, usage), "wrk_threads": threads}
 
 
 def http_sample(
@@ -308,6 +386,7 @@ def http_sample(
         "peak_rss_source": "VmHWM" if hwm is not None else "ru_maxrss",
         "ru_maxrss_kb": usage.peak_rss_kb,
         "cpu_s": usage.cpu_s,
+        **usage.counters,
         "cpu_user_s": usage.cpu_user_s,
         "cpu_sys_s": usage.cpu_sys_s,
         "cpu_us_per_request": usage.cpu_s * 1e6 / total if total else None,

@@ -1,22 +1,28 @@
 """The benchmark's variants: which binaries are measured, built through the kit's own build.
 
-musl with each allocator the kit offers, plus static glibc with its own malloc: glibc + system
-separates the libc effect from the allocator effect. Each variant carries the BuildRecord that
-`invoke build` wrote for its binary, so the report states exactly what was measured.
+musl with each allocator the kit offers, plus static glibc with its own malloc and with each
+allocator the crate offers as a feature: glibc + system against musl + system is the libc
+effect, glibc + jemalloc against musl + jemalloc the libc without its allocator. Each variant
+carries the BuildRecord that `invoke build` wrote for its binary, so the report states exactly
+what was measured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kit.build.plan import route_of
+from kit.build.project import Package
 from kit.build.record import BuildRecord
 from kit.core.allocators import SYSTEM, Allocator, parse_allocator, parse_allocators
+from kit.core.errors import ConfigError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.targets import Target, host_target, parse_target
+from kit.core.workloads import Tuning
 
 BASELINE_MUSL = "musl-system"
 BASELINE_GLIBC = "glibc-system"
@@ -24,11 +30,13 @@ BASELINE_GLIBC = "glibc-system"
 
 @dataclass(frozen=True)
 class Variant:
-    key: str  # musl-system, musl-jemalloc, musl-mimalloc, glibc-system
+    key: str  # musl-system, musl-jemalloc, musl-mimalloc, glibc-system, glibc-jemalloc ...
     target: Target
     allocator: Allocator
     binary: Path
     record: BuildRecord
+    # the allocator settings the variant declares (its whole environment when benchmarked)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_musl(self) -> bool:
@@ -54,6 +62,7 @@ class Variant:
             "toolchain": r.toolchain.model_dump(),
             "libc_info": r.libc.model_dump(),
             "version_line": r.smoke.output,
+            "env": dict(self.env),
         }
 
 
@@ -61,18 +70,61 @@ def variant_key(target: Target, allocator: Allocator) -> str:
     return f"{'glibc' if target.libc == 'gnu' else 'musl'}-{allocator.name}"
 
 
-def variant_matrix(opts: Options) -> list[tuple[Target, tuple[Allocator, ...]]]:
+def variant_matrix(
+    opts: Options, packages: Sequence[Package] | None = None
+) -> list[tuple[Target, tuple[Allocator, ...]]]:
     """What to build: musl with each configured allocator (the `allocators` setting: a crate
-    that offers only some of them says so there), glibc (static, +crt-static) with its own
-    malloc. musl with the system allocator is always built: it is a baseline.
+    that offers only some of them says so there), and static glibc (+crt-static) with its own
+    malloc and with each configured allocator the crate offers as a Cargo feature (glibc has
+    no link-time injection). musl and glibc with the system allocator are always built: they
+    are the baselines, and glibc with jemalloc or mimalloc separates the libc from the
+    allocator. Without `packages` (nothing read yet) glibc gets its own malloc only.
     """
-    musl = tuple(dict.fromkeys((SYSTEM, *parse_allocators(opts.allocators))))
-    return [(host_target("musl"), musl), (host_target("gnu"), (SYSTEM,))]
+    configured = tuple(dict.fromkeys((SYSTEM, *parse_allocators(opts.allocators))))
+    gnu = host_target("gnu")
+    glibc = tuple(a for a in configured if _offered(a, gnu, packages, opts.allocator_link))
+    return [(host_target("musl"), configured), (gnu, glibc)]
 
 
-def planned_keys(opts: Options) -> list[str]:
+def _offered(
+    allocator: Allocator, target: Target, packages: Sequence[Package] | None, link: str
+) -> bool:
+    if allocator is SYSTEM:
+        return True
+    if packages is None:
+        return False
+    try:
+        route_of(allocator, target, tuple(packages), link)
+    except ConfigError:
+        return False
+    return True
+
+
+def planned_keys(opts: Options, packages: Sequence[Package] | None = None) -> list[str]:
     """The variant keys `build_variants` will produce, known before anything is built."""
-    return [variant_key(t, a) for t, allocs in variant_matrix(opts) for a in allocs]
+    keys = [variant_key(t, a) for t, allocs in variant_matrix(opts, packages) for a in allocs]
+    return keys + [tuning_key(t) for t in opts.bench_tunings]
+
+
+def tuning_key(t: Tuning) -> str:
+    return f"{variant_key(host_target('musl'), parse_allocator(t.allocator))}-{t.name}"
+
+
+def with_tunings(built: Sequence[Variant], tunings: Sequence[Tuning]) -> list[Variant]:
+    """Each declared tuning as a variant of its own: its allocator's musl binary, its settings."""
+    by_key = {v.key: v for v in built}
+    out = list(built)
+    for t in tunings:
+        base_key = tuning_key(t).removesuffix(f"-{t.name}")
+        base = by_key.get(base_key)
+        if base is None:
+            raise ConfigError(
+                f"bench-tunings {t.name!r} tunes {t.allocator}, but no {base_key} variant is "
+                "built.",
+                hint=f"Add {t.allocator!r} to the allocators setting, or remove the tuning.",
+            )
+        out.append(replace(base, key=tuning_key(t), env=dict(t.env)))
+    return out
 
 
 def variants_from_records(records: Sequence[BuildRecord], opts: Options) -> list[Variant]:
@@ -83,7 +135,7 @@ def variants_from_records(records: Sequence[BuildRecord], opts: Options) -> list
         key = variant_key(target, alloc)
         # A package with several binaries gives several records; the first is the server.
         seen.setdefault(key, Variant(key, target, alloc, r.binary(paths), r))
-    return list(seen.values())
+    return with_tunings(list(seen.values()), opts.bench_tunings)
 
 
 def build_variants(opts: Options) -> list[Variant]:
@@ -92,11 +144,12 @@ def build_variants(opts: Options) -> list[Variant]:
     In a dry run the build commands are printed and nothing is built: the list is empty.
     """
     # Imported here: the build's ELF and toolchain modules are not needed to plan or analyse.
+    from kit.build.plan import packages_built
     from kit.build.project import read_project
     from kit.build.run import build_matrix
 
     project = read_project(opts.manifest)
     records: list[BuildRecord] = []
-    for target, allocs in variant_matrix(opts):
+    for target, allocs in variant_matrix(opts, packages_built(project, opts.bins)):
         records += build_matrix(opts, project, (target,), allocs)
     return variants_from_records(records, opts)

@@ -5,8 +5,8 @@
 has the same shape. All of them read it here, under one policy (`shipping_allocator`):
 
 1. `--allocator` given: that allocator.
-2. else a winner record: its allocator; a quick-mode or tie-broken winner is used with a
-   warning that says so.
+2. else a winner record: its allocator; a quick-mode, equivalent or inconclusive outcome is
+   used with a warning that says so (an inconclusive run ships its leader provisionally).
 3. else no record: the first configured allocator, with a warning naming the fallback.
 
 A winner file that exists but is unreadable, old or foreign is an error (exit 2) everywhere:
@@ -32,6 +32,7 @@ class Ratio(BaseModel):
     ratio: float
     ci: tuple[float, float]
     p_value: float | None = None
+    coverage: float | None = None  # the interval's exact coverage (schema 2: nominal 95%)
 
 
 class WinnerMetrics(BaseModel):
@@ -47,6 +48,7 @@ class WinnerMetrics(BaseModel):
     higher_is_better: bool = True
     throughput_rps: float
     throughput_ci95: tuple[float, float]
+    interval_coverage: float | None = None  # of throughput_ci95 (exact; schema 2: nominal)
     latency_p50_us: float | None = None
     latency_p99_us: float | None = None
     peak_rss_kb: float | None = None
@@ -68,6 +70,10 @@ class Winner(Record):
     reason: str
     rule: str
     outright: bool
+    # "winner" | "equivalent" | "inconclusive" (kit.bench.verdict); None in older records,
+    # whose `outright` alone says whether the figure decided.
+    outcome: str | None = None
+    looks: int | None = None  # how many looks the sequential rule took
     mode: str  # "full" | "quick"
     run: str  # the run directory, relative to the project root
     decided_at: str | None
@@ -103,7 +109,12 @@ def shipping_allocator(opts: Options, flag: str | None = None) -> ShippingChoice
             "first configured allocator (run `nox -s bench`, or pass --allocator)"
         )
         return ShippingChoice(first, "fallback: first configured allocator")
-    if winner.mode == "quick" or not winner.outright:
+    if winner.outcome == "inconclusive":
+        console.warn(
+            f"shipping {winner.allocator} provisionally: the bench was inconclusive "
+            f"({winner.reason})"
+        )
+    elif winner.mode == "quick" or not winner.outright:
         how = "a quick run" if winner.mode == "quick" else "a decision not made outright"
         console.warn(f"shipping {winner.allocator}, the bench winner by {how}: {winner.reason}")
     return ShippingChoice(parse_allocator(winner.allocator), f"bench winner ({winner.mode} run)")

@@ -285,6 +285,12 @@ def cross_version() -> str | None:
 
 
 @functools.cache
+def oha_version() -> str | None:
+    v = tool_version(["oha", "--version"])
+    return _version(v) if v else None
+
+
+@functools.cache
 def glibc_version() -> str | None:
     v = tool_version(["getconf", "GNU_LIBC_VERSION"])
     return v.split()[-1] if v else None

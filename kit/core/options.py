@@ -32,7 +32,7 @@ from kit.core.config_model import ConfigModel, coerce_model, is_model_type
 from kit.core.crate_config import crate_layers
 from kit.core.errors import ConfigError
 from kit.core.probes import Smoke
-from kit.core.workloads import BenchWorkloads
+from kit.core.workloads import BenchWorkloads, Tuning
 
 CROSS_IMAGE_SETTINGS = ("auto", "kit", "cross")  # option cross-image
 
@@ -75,14 +75,31 @@ class Options:
     ca_bundle: bool = True
     image_source: str = ""  # org.opencontainers.image.source; empty: git remote origin, if any
     # benchmarking
-    bench_repetitions: int = 5
+    # 7 rounds: the fewest with which a pair can be decided at the first of 3 looks
+    bench_repetitions: int = 7
     bench_quick_repetitions: int = 3
     bench_noise_margin: float = 0.05
-    bench_duration_s: float = 5.0
+    bench_rss_margin: float = 0.10  # peak RSS decides between equivalent variants beyond this
+    bench_looks: int = 3  # planned looks of the sequential rule (1: a fixed-size run)
+    bench_budget_s: float = 300.0  # time for more rounds while the verdict is inconclusive
+    bench_quick_budget_s: float = 45.0
+    # the server and the load generator on disjoint CPU sets, Tokio's workers fixed to the server's
+    bench_pin: bool = True
+    # open-loop latency (oha) at fractions of the slowest musl variant's capacity
+    bench_latency_rates: tuple[float, ...] = (0.5, 0.8)
+    bench_latency_s: float = 4.0
+    bench_latency_repetitions: int = 7  # as bench-repetitions: the fewest that can decide
+    bench_latency_margin: float = 0.10  # p99 decides between equivalent variants beyond this
+    # memory over time: load at the lower latency rate, then idle, RSS sampled at 20 Hz
+    bench_soak_s: float = 45.0
+    bench_idle_s: float = 15.0
+    bench_duration_s: float = 3.0
     bench_warmup_s: float = 1.0
     bench_connections: tuple[int, ...] = (16, 64)
     # what the bench measures: the crate's HTTP and command workloads (kit.core.workloads)
     bench_workloads: BenchWorkloads = field(default_factory=BenchWorkloads)
+    # named allocator tunings, each a variant of its own (kit.core.workloads.Tuning)
+    bench_tunings: tuple[Tuning, ...] = ()
     bench_regression_margin: float = 0.10
     # the stored winner.json that `release-check` compares the current bench winner against
     bench_baseline: Path = Path("bench/baseline.json")
@@ -199,7 +216,7 @@ def _coerce_collection(tp: Any, raw: Any, bad: Callable[[str], ConfigError]) -> 
         if not isinstance(items, list | tuple):
             raise bad("a list")
         try:
-            return tuple(item(i) if item is int else _check_str(i) for i in items)
+            return tuple(item(i) if item in (int, float) else _check_str(i) for i in items)
         except (TypeError, ValueError):
             raise bad(f"a list of {item.__name__}") from None
     raise AssertionError(f"unhandled option type {tp}")  # pragma: no cover
@@ -351,8 +368,23 @@ def _layer(settings: list[_Setting]) -> tuple[dict[str, Any], dict[str, str]]:
 def _validate(opts: Options) -> None:
     if opts.bench_repetitions < 1 or opts.bench_quick_repetitions < 1:
         raise ConfigError("bench-repetitions must be at least 1.")
-    if not 0 <= opts.bench_noise_margin < 1:
-        raise ConfigError("bench-noise-margin is a fraction between 0 and 1 (0.05 = 5%).")
+    if not all(0 < r <= 1 for r in opts.bench_latency_rates):
+        raise ConfigError(
+            "bench-latency-rates are fractions of capacity in (0, 1], e.g. [0.5, 0.8]."
+        )
+    if opts.bench_latency_repetitions < 1:
+        raise ConfigError("bench-latency-repetitions must be at least 1.")
+    for name in ("bench_latency_s", "bench_soak_s", "bench_idle_s"):
+        if getattr(opts, name) < 0:
+            raise ConfigError(f"{name.replace('_', '-')} is a number of seconds, at least 0.")
+    for name in ("bench_noise_margin", "bench_rss_margin", "bench_latency_margin"):
+        if not 0 <= getattr(opts, name) < 1:
+            key = name.replace("_", "-")
+            raise ConfigError(f"{key} is a fraction between 0 and 1 (0.05 = 5%).")
+    if opts.bench_looks < 1:
+        raise ConfigError("bench-looks must be at least 1.")
+    if opts.bench_budget_s < 0 or opts.bench_quick_budget_s < 0:
+        raise ConfigError("bench-budget-s is a number of seconds, at least 0.")
     if opts.size_budget_mb <= 0:
         raise ConfigError("size-budget-mb must be positive.")
     if not 0 < opts.port < 65536:

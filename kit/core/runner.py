@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -60,6 +60,8 @@ INSTALL_HINTS: dict[str, str] = {
     "qemu-aarch64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
     "qemu-x86_64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
     "wrk": "apt-get install wrk (or run `invoke setup` as root)",
+    "oha": "invoke setup (cargo install oha --version 1.16.0 --locked "
+    "--no-default-features --features native-tls)",
     "skopeo": "apt-get install skopeo (or run `invoke setup` as root)",
     "umoci": "apt-get install umoci (or run `invoke setup` as root)",
     "docker-registry": "apt-get install docker-registry (or run `invoke setup` as root)",
@@ -85,15 +87,28 @@ class Invocation:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    inherit_env: bool = True  # False: the child's environment is `env` alone
 
     def display(self) -> str:
-        env = " ".join(_show_env(k, v) for k, v in sorted(self.env.items()))
+        shown = self.env
+        prefix = ""
+        if not self.inherit_env:
+            # Mostly the caller's environment less a few names: `env -u NAME`; else `env -i`.
+            dropped = sorted(k for k in os.environ if k not in self.env)
+            kept = {k for k, v in self.env.items() if os.environ.get(k) == v}
+            if len(dropped) < len(kept):
+                shown = {k: v for k, v in self.env.items() if k not in kept}
+                prefix = " ".join(["env", *(f"-u {k}" for k in dropped)]) if dropped else ""
+            else:
+                prefix = "env -i"
+        env = " ".join([prefix, *(_show_env(k, v) for k, v in sorted(shown.items()))]).strip()
         cmd = shlex.join(self.argv)
         return f"{env} {cmd}" if env else cmd
 
     def environ(self) -> dict[str, str]:
-        """The child's whole environment: os.environ now, with this command's additions on top."""
-        return {**os.environ, **self.env}
+        """The child's whole environment: os.environ now, with this command's additions on top
+        (or the additions alone, for a scrubbed environment)."""
+        return {**os.environ, **self.env} if self.inherit_env else dict(self.env)
 
     def command(self) -> BaseCommand:
         """The plumbum command object for this invocation (program looked up on PATH)."""
@@ -161,6 +176,19 @@ def stop_group(proc: Any) -> None:
         proc.wait(5)
 
 
+@contextlib.contextmanager
+def _environment_of(inv: Invocation) -> Iterator[None]:
+    """plumbum merges its own copy of the environment into every child's; for a command that
+    must see `inv.env` alone, that copy is emptied while the child starts (plumbum restores it
+    when the `local.env()` block ends)."""
+    if inv.inherit_env:
+        yield
+        return
+    with local.env():
+        local.env.clear()
+        yield
+
+
 def _invocation(
     argv: Sequence[str | Path] | Invocation, env: Mapping[str, str] | None, cwd: Path | None
 ) -> Invocation:
@@ -199,15 +227,17 @@ def run(
     echo: bool = True,
     what: str | None = None,
     on_line: Callable[[str, str], None] | None = None,
+    inherit_env: bool = True,
 ) -> Completed:
     """Run a command to completion and return its output.
 
     `ok` lists the exit codes that count as success: callers must say what they accept. With
     `log_file`, the full output is kept there. `on_line(stream, line)` sees every line as it
     arrives ("stdout" or "stderr"). The child runs in its own process group, so a timeout or
-    Ctrl-C stops it and everything it started, not just the first process.
+    Ctrl-C stops it and everything it started, not just the first process. With
+    `inherit_env=False` the child's environment is `env` alone.
     """
-    inv = _invocation(argv, env, cwd)
+    inv = replace(_invocation(argv, env, cwd), inherit_env=inherit_env)
     if echo or is_dry():
         console.command(inv.display(), dry=is_dry())
     if is_dry():
@@ -235,13 +265,15 @@ def _run_to_end(
     on_line: Callable[[str, str], None] | None,
 ) -> tuple[str, str, int]:
     """Start the child in its own session, read it to the end; (stdout, stderr, exit code)."""
-    proc = inv.command().popen(
-        env=inv.environ(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    cmd = inv.command()  # looked up on the caller's PATH
+    with _environment_of(inv):
+        proc = cmd.popen(
+            env=inv.environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     expired = threading.Event()
 
     def expire() -> None:
@@ -283,20 +315,30 @@ def spawn(
     stdin: int | None = None,
     stdout: int = subprocess.PIPE,
     stderr: int = subprocess.PIPE,
-) -> PopenWithAddons[Any]:
+    inherit_env: bool = True,
+) -> subprocess.Popen[bytes]:
     """Start a process the caller waits for itself (a server under test, a benchmarked
     command whose rusage it reaps) and return its Popen handle.
 
     The caller owns the process and must stop it (see kit.bench's server); it is echoed like
     any command. Its streams are bytes: the caller reads them with its own deadlines. `stdin`
-    (a file descriptor, or None to inherit) is its standard input.
+    (a file descriptor, or None to inherit) is its standard input. With `inherit_env=False`
+    the child sees `env` and nothing of this process's environment (a benchmark's scrubbed
+    environment).
     """
-    inv = _invocation(argv, env, cwd)
+    inv = replace(_invocation(argv, env, cwd), inherit_env=inherit_env)
     console.command(inv.display() + " &")
-    proc: PopenWithAddons[Any] = inv.command().popen(
-        env=inv.environ(), stdin=stdin, stdout=stdout, stderr=stderr
+    # subprocess directly, not plumbum's popen: plumbum merges its own snapshot of the
+    # environment into the child's, which a scrubbed environment must not get.
+    exe = str(program(inv.argv[0]))  # the full path plumbum found on PATH
+    return subprocess.Popen(
+        [exe, *inv.argv[1:]],
+        env=inv.environ(),
+        cwd=inv.cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
     )
-    return proc
 
 
 class Background:

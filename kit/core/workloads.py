@@ -284,3 +284,20 @@ argv = ["serve", "--port", "{port}"]
 ready-path = "/healthz"
 path = "/api/endpoint"\
 """
+
+
+def _env_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    return name
+
+
+class Tuning(ConfigModel):
+    """A named allocator tuning, benchmarked as a variant of its own (`musl-<allocator>-<name>`):
+    the same binary as `musl-<allocator>`, started with `env` as its declared allocator settings
+    (e.g. `_RJEM_MALLOC_CONF = "background_thread:true"` for tikv-jemallocator, `MALLOC_CONF`
+    for injected jemalloc, `MIMALLOC_PURGE_DELAY = "0"`). Judged like any other variant."""
+
+    name: Name
+    allocator: Literal["system", "jemalloc", "mimalloc"]
+    env: dict[Annotated[str, AfterValidator(_env_name)], str]

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plumbum.machines.base import PopenWithAddons
-
 from kit.core import console, runner
 from kit.core.errors import CommandFailedError, EngineUnavailableError, PackageError
 from kit.image.layout import index_tags
@@ -97,7 +95,7 @@ def _answers(address: str) -> bool:
         return False
 
 
-def _stop(proc: PopenWithAddons[Any], grace_s: float = 10.0) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
     for signal_it in (proc.terminate, proc.kill):
         if proc.poll() is not None:
@@ -108,7 +106,7 @@ def _stop(proc: PopenWithAddons[Any], grace_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def _start(workdir: Path, port: int) -> tuple[PopenWithAddons[Any], Registry]:
+def _start(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Registry]:
     """docker-registry serving a fresh storage directory under `workdir`, once it answers."""
     storage = workdir / "storage"
     storage.mkdir()
@@ -149,7 +147,7 @@ def local_registry(port: int = 0) -> Iterator[Registry]:
             hint="Set registry-port = 0 to pick a free port.",
         )
     workdir = Path(tempfile.mkdtemp(prefix="kit-registry-"))
-    proc: PopenWithAddons[Any] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
         proc, reg = _start(workdir, port)
         console.info(f"local registry {REGISTRY_BIN} listening on {reg.address}")

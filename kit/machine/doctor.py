@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from kit.build import sysroot, toolchain
 from kit.build.backends import all_backends, preference
-from kit.build.backends.cross import CROSS_VERSION
 from kit.build.plan import probe_cross, probe_host
 from kit.build.project import read_project
 from kit.core import console, engine, runner
@@ -14,6 +13,7 @@ from kit.core.cache import cache_root
 from kit.core.errors import KitError
 from kit.core.options import Options
 from kit.core.targets import ALL_TARGETS, host_arch
+from kit.machine.setup import CARGO_TOOLS
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,17 @@ def toolchain_checks(tcs: tuple[toolchain.RustToolchain, ...]) -> list[Check]:
 
 def tool_checks() -> list[Check]:
     found: list[Check] = []
-    cr = toolchain.cross_version()
-    found.append(
-        Check(
-            "cross",
-            cr is not None,
-            (cr if cr == CROSS_VERSION else f"{cr} (the kit pins {CROSS_VERSION})")
-            if cr
-            else f"not installed (invoke setup; cargo install cross --version {CROSS_VERSION})",
+    for name, (pinned, _, probe) in CARGO_TOOLS.items():
+        v = probe()
+        found.append(
+            Check(
+                name,
+                v is not None,
+                (v if v == pinned else f"{v} (the kit pins {pinned})")
+                if v
+                else f"not installed (invoke setup; cargo install {name} --version {pinned})",
+            )
         )
-    )
     mm = runner.which("mmdebstrap")
     found.append(
         Check(

@@ -14,8 +14,10 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
+from kit.bench.openloop import OHA_VERSION
 from kit.build import toolchain
 from kit.build.backends.cross import CROSS_VERSION
 from kit.core import console, runner
@@ -32,7 +34,10 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "file": "file",
     "llvm-objcopy": "llvm",  # strips shipped binaries of any architecture (kit/build/strip.py)
     "mmdebstrap": "mmdebstrap",  # builds the kit's cross image (kit/build/cross_image.py)
+    "pkg-config": "pkg-config",  # finds OpenSSL for oha's build (CARGO_TOOLS)
 }
+# Libraries a CARGO_TOOLS build links (no program to look for on PATH)
+DEBIAN_LIBRARIES = ("libssl-dev",)
 # Debian's Rust whose sysroot carries its own std source (see ../shared/TOOLCHAIN.md).
 DEBIAN_RUST_WITH_SOURCE = ("rustc-web", "cargo-web", "rust-web-src")
 DEBIAN_RUST_SYSROOT = Path("/usr")
@@ -49,6 +54,7 @@ def _can_apt() -> bool:
 
 def missing_debian_packages() -> list[str]:
     pkgs = [pkg for prog, pkg in DEBIAN_PACKAGES.items() if runner.which(prog) is None]
+    pkgs += [lib for lib in DEBIAN_LIBRARIES if not _dpkg_installed(lib)]
     if _needs_std_source():
         pkgs += [p for p in DEBIAN_RUST_WITH_SOURCE if not _dpkg_installed(p)]
     return sorted(set(pkgs))
@@ -102,16 +108,31 @@ def link_source_toolchain() -> None:
     toolchain.rust_toolchains.cache_clear()
 
 
-def install_cross() -> None:
-    """cross, at the version the kit pins, with its own Cargo.lock (`cargo install --locked`)."""
-    if toolchain.cross_version() == CROSS_VERSION:
-        return
-    console.info(f"installing cross {CROSS_VERSION} (cargo install --locked)")
-    runner.run(
-        ["cargo", "install", "cross", "--version", CROSS_VERSION, "--locked"],
-        what="cargo install cross",
-    )
-    toolchain.cross_version.cache_clear()
+# Tools from crates.io, each at the version the kit pins, built with its own Cargo.lock:
+# program -> (version, extra `cargo install` arguments, the cached version probe)
+CARGO_TOOLS: dict[str, tuple[str, tuple[str, ...], Callable[[], str | None]]] = {
+    "cross": (CROSS_VERSION, (), toolchain.cross_version),
+    # the open-loop load generator (kit/bench/openloop.py); native TLS links Debian's OpenSSL
+    # (libssl-dev) instead of rustls' aws-lc, which would need cmake
+    "oha": (
+        OHA_VERSION,
+        ("--no-default-features", "--features", "native-tls"),
+        toolchain.oha_version,
+    ),
+}
+
+
+def install_cargo_tools() -> None:
+    """Every tool of CARGO_TOOLS not installed at its pinned version (`cargo install --locked`)."""
+    for name, (version, extra, probe) in CARGO_TOOLS.items():
+        if probe() == version:
+            continue
+        console.info(f"installing {name} {version} (cargo install --locked)")
+        runner.run(
+            ["cargo", "install", name, "--version", version, "--locked", *extra],
+            what=f"cargo install {name}",
+        )
+        probe.cache_clear()  # type: ignore[attr-defined]
 
 
 def pinned_requirements(pyproject: Path) -> dict[str, str]:
@@ -157,7 +178,7 @@ def setup(root: Path | None = None) -> None:
         console.info(f"installing system packages: {' '.join(pkgs)}")
     install_system_packages(pkgs)
     link_source_toolchain()
-    install_cross()
+    install_cargo_tools()
     for fn in (toolchain.zig, toolchain.cargo_zigbuild_version):
         fn.cache_clear()
     if toolchain.zig() is None or toolchain.cargo_zigbuild_version() is None:

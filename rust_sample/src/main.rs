@@ -11,7 +11,9 @@ const USAGE: &str = "\
 usage:
   rust_sample --version
   rust_sample [serve] [--bind ADDR] [--port N] [--workers N]
-  rust_sample stress --threads N --pattern local|cross [--ops M] [--size BYTES] [--seconds S]";
+  rust_sample stress --threads N --pattern local|cross|steady|cache|realloc
+                     [--ops M] [--size BYTES] [--seconds S]
+    N worker threads in total for every pattern (cross: N >= 2, half producers, half consumers)";
 
 fn version_line() -> String {
     format!(
@@ -80,6 +82,7 @@ struct StressReport {
     mode: &'static str,
     pattern: &'static str,
     threads: usize,
+    /// Worker OS threads the run spawned: always `threads`.
     os_threads: usize,
     ops: u64,
     size: usize,
@@ -107,11 +110,10 @@ fn cmd_stress(args: impl Iterator<Item = String>) -> Result<ExitCode, String> {
             "--size" => cfg.size = parse(&flag, &v)?,
             "--seconds" => cfg.seconds = Some(parse(&flag, &v)?),
             "--pattern" => {
-                cfg.pattern = match v.as_str() {
-                    "local" => stress::Pattern::Local,
-                    "cross" => stress::Pattern::Cross,
-                    _ => return Err(format!("invalid --pattern {v:?} (local|cross)")),
-                }
+                cfg.pattern = stress::Pattern::parse(&v).ok_or_else(|| {
+                    let names: Vec<_> = stress::Pattern::ALL.iter().map(|p| p.name()).collect();
+                    format!("invalid --pattern {v:?} ({})", names.join("|"))
+                })?
             }
             other => return Err(format!("unknown stress option {other:?}")),
         }
@@ -122,14 +124,18 @@ fn cmd_stress(args: impl Iterator<Item = String>) -> Result<ExitCode, String> {
     if cfg.ops == 0 && cfg.seconds.is_none() {
         return Err("--ops must be >= 1".into());
     }
-    let out = stress::run(&cfg);
+    let out = match stress::run(&cfg) {
+        Ok(out) => out,
+        Err(msg) => {
+            // A valid command line asking for what the pattern cannot do: one line, no usage.
+            eprintln!("rust_sample: stress: {msg}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let secs = out.elapsed.as_secs_f64();
     let line = StressReport {
         mode: "stress",
-        pattern: match cfg.pattern {
-            stress::Pattern::Local => "local",
-            stress::Pattern::Cross => "cross",
-        },
+        pattern: cfg.pattern.name(),
         threads: cfg.threads,
         os_threads: out.os_threads,
         ops: out.ops,

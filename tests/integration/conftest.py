@@ -46,19 +46,32 @@ def quick_bench(tmp_path_factory):
     Durations are cut to the minimum wrk accepts (1 s) and 2 repetitions: the figures are not
     judged here (issue 3: speed is reported by benchmarks, not asserted by tests)."""
     from kit.bench.run import run_bench
+    from kit.bench.variants import build_variants
     from kit.core.options import resolve_options
 
     reports = tmp_path_factory.mktemp("reports")
     opts = resolve_options(ROOT, flags={"reports_dir": str(reports)})
-    outcome = run_bench(
-        opts,
-        quick=True,
-        repetitions=2,
-        seed=1,
-        http_duration_s=1.0,
-        warmup_s=1.0,
-        command_seconds=0.2,
-        connections=(8, 32),
-    )
+    variants = build_variants(opts)  # before the environment below: rustc has a jemalloc too
+    # Allocator settings in the caller's environment that would abort jemalloc at start-up
+    # (abort_conf) and stop mimalloc's purging: the benchmark must not pass them on.
+    leaks = {
+        "MALLOC_CONF": "abort_conf:true,no_such_option:1",
+        "_RJEM_MALLOC_CONF": "abort_conf:true,no_such_option:1",
+        "MIMALLOC_PURGE_DELAY": "-1",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in leaks.items():
+            mp.setenv(name, value)
+        outcome = run_bench(
+            opts,
+            quick=True,
+            repetitions=2,
+            seed=1,
+            http_duration_s=1.0,
+            warmup_s=1.0,
+            command_seconds=0.2,
+            connections=(8, 32),
+            variants=variants,
+        )
     assert outcome is not None  # None only in a dry run
     return reports, outcome

@@ -25,44 +25,90 @@ def test_quick_bench_end_to_end(quick_bench, root):
     run_dir = outcome.run_dir
     results = json.loads((run_dir / "results.json").read_text())
     assert results["complete"] is True
+    # glibc with each allocator rust_sample offers as a feature, beside musl's
     assert {v["key"] for v in results["variants"]} == {
-        "musl-system",
-        "musl-jemalloc",
-        "musl-mimalloc",
-        "glibc-system",
+        f"{libc}-{a}" for libc in ("musl", "glibc") for a in ("system", "jemalloc", "mimalloc")
     }
     counts = Counter((s["variant"], s["scenario"]) for s in results["samples"])
-    expected = {(v["key"], s["key"]) for v in results["variants"] for s in results["scenarios"]}
-    assert set(counts) == expected
-    assert all(n == 2 for n in counts.values()), counts
-    assert len(expected) == 4 * 10
+    keys = [v["key"] for v in results["variants"]]
+    musl = [k for k in keys if k.startswith("musl-")]
+    by_kind: dict[str, list[str]] = {}
+    for sc in results["scenarios"]:
+        by_kind.setdefault(sc["kind"], []).append(sc["key"])
+    assert len(by_kind["http"]) + len(by_kind["command"]) == 4 + 14
+    assert by_kind["latency"] == ["latency-alloc-c32-r50", "latency-alloc-c32-r80"]
+    assert by_kind["soak"] == ["soak-alloc-c32"]
+    expected = {
+        **{(v, sc): 2 for v in keys for sc in by_kind["http"] + by_kind["command"]},
+        **{(v, sc): 2 for v in musl for sc in by_kind["latency"]},  # the candidates only
+        **{(v, "soak-alloc-c32"): 1 for v in keys},  # one soak of every variant
+    }
+    # The sequential rule adds rounds of the decision scenario for the musl variants only.
+    seq = results["sequential"]
+    for v in musl:
+        expected[(v, "http-alloc-c32")] += seq["extra_rounds"]
+    assert dict(counts) == expected
+    assert seq["looks"] == 1 + seq["extra_rounds"] // 2 <= seq["looks_planned"] == 3
     for s in results["samples"]:
-        if s["kind"] == "http":
+        assert s["minor_faults"] > 0 and s["cpu_user_s"] >= 0 and "contended" in s["contention"]
+        if s["kind"] in ("latency", "soak"):  # oha at a fixed rate, open loop
+            assert s["achieved_rps"] > 0 and s["p99_us"] >= s["p50_us"] > 0
+            assert (
+                s["rate"]
+                == results["open_loop"]["rates"][
+                    "0.5" if s["kind"] == "soak" or s["scenario"].endswith("r50") else "0.8"
+                ]
+            )
+        if s["kind"] == "soak":  # RSS sampled through load and idle
+            assert s["rss_samples"] >= 10 * (s["load_s"] + s["idle_s"]) * 0.8
+            assert s["peak_kb"] >= s["steady_kb"] > 0 and s["after_idle_kb"] > 0
+        elif s["kind"] == "http":
             assert s["throughput_rps"] > 0 and s["peak_rss_kb"] > 0 and s["cpu_s"] > 0
             assert s["peak_rss_source"] == "VmHWM"
             assert s["latency_p99_us"] >= s["latency_p50_us"] > 0
-        else:  # rust_sample's stress workload, its metric parsed from its JSON line
-            assert s["kind"] == "command" and s["ops_per_sec"] > 0 and s["wall_s"] > 0.2
+        elif s["kind"] == "command":  # rust_sample's stress, its metric read from its JSON line
+            assert s["ops_per_sec"] > 0 and s["wall_s"] > 0.2
             assert s["peak_rss_kb"] > 0 and s["exit_code"] == 0
     assert results["tools"]["load_generator"]["version"].startswith("wrk")
     assert results["machine"]["cores"] >= 1
+    iso = results["isolation"]
+    # The leaked settings were dropped (jemalloc would have aborted on them) and named.
+    assert {"MALLOC_CONF", "_RJEM_MALLOC_CONF", "MIMALLOC_PURGE_DELAY"} <= set(
+        iso["dropped_from_caller"]
+    )
+    if results["machine"]["usable_cores"] >= 2:
+        assert iso["pinned"] and not set(iso["server_cpus"]) & set(iso["load_cpus"])
+        http = [s for s in results["samples"] if s["kind"] == "http"]
+        assert {s["wrk_threads"] for s in http} == {min(2, len(iso["load_cpus"]))}
 
     paths = Paths.of(resolve_options(root, flags={"reports_dir": str(reports)}))
     winner = read_record(Winner, run_dir / "winner.json")
     assert winner.allocator in {"system", "jemalloc", "mimalloc"}
     assert winner.triple.endswith("-linux-musl")
     assert winner.mode == "quick" and winner.reason
+    assert winner.outcome in {"winner", "equivalent", "inconclusive"}
+    assert winner.looks == seq["looks"]
     # The reports dir is outside the project here, so the stored path stays absolute.
     assert winner.run == results["run"] == paths.relative(run_dir)
     assert paths.resolve(winner.run) == run_dir
     assert winner.metrics.throughput_rps > 0
     assert read_record(Winner, paths.winner) == winner
     report = (run_dir / "report.md").read_text()
-    assert "## Winner" in report and "coordinated omission" in report
+    assert report.startswith("# Allocator benchmark\n\n**Verdict: ")
+    assert "## Verdict" in report and "coordinated omission" in report
+    assert "## Counters (wait4)" in report and "Isolation: " in report
+    assert "## Latency at a fixed rate (oha, open loop)" in report
+    assert "## Memory over time (soak)" in report
+    assert results["tools"]["open_loop_generator"]["version"] == "oha 1.16.0"
     assert "### stress: ops_per_sec in ops/s, higher is better" in report
     assert [s["key"] for s in results["scenarios"] if s["decides"]] == ["http-alloc-c32"]
     assert winner.metrics.scenario == "http-alloc-c32"
-    for chart in ("http_throughput.png", "command_stress.png"):
+    for chart in (
+        "http_throughput.png",
+        "command_stress.png",
+        "latency_fixed_rate.png",
+        "rss_over_time.png",
+    ):
         assert (run_dir / chart).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -100,6 +146,16 @@ def test_a_project_that_is_not_rust_sample_is_benched_through_its_config_alone(t
             "KIT_MANIFEST_PATH": str(fixture / "Cargo.toml"),
             "KIT_DIST_DIR": str(tmp_path / "dist"),
             "KIT_REPORTS_DIR": str(tmp_path / "reports"),
+            # a declared tuning: mimalloc that never purges, a variant of its own
+            "KIT_BENCH_TUNINGS": json.dumps(
+                [
+                    {
+                        "name": "nopurge",
+                        "allocator": "mimalloc",
+                        "env": {"MIMALLOC_PURGE_DELAY": "-1"},
+                    }
+                ]
+            ),
         },
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -110,13 +166,24 @@ def test_a_project_that_is_not_rust_sample_is_benched_through_its_config_alone(t
         "musl-system",
         "musl-mimalloc",
         "glibc-system",
+        "glibc-mimalloc",
+        "musl-mimalloc-nopurge",
     ]
+    tuned = results["variants"][-1]
+    assert tuned["env"] == {"MIMALLOC_PURGE_DELAY": "-1"}
+    assert tuned["binary"] == results["variants"][1]["binary"]
     assert [s["key"] for s in results["scenarios"]] == ["wordcount-20", "wordcount-100"]
     assert results["scenarios"][0]["command"]["stdin"] == (
         "tests/fixtures/bench_words/bench/words.txt"
     )
-    # 3 variants x 2 scenarios x 2 repetitions; the warm-up runs are not samples
-    assert len(results["samples"]) == 12
+    # glibc-mimalloc too: the fixture offers mimalloc as a feature
+    # 5 variants x 2 scenarios x 2 repetitions, plus the sequential rule's rounds of the
+    # decision scenario for the 3 musl variants; the warm-up runs are not samples
+    extra = results["sequential"]["extra_rounds"]
+    assert len(results["samples"]) == 20 + 3 * extra
+    assert results["open_loop"] == {
+        "skipped": "the decision scenario is a command: there is no server to load at a fixed rate"
+    }
     for s in results["samples"]:
         assert s["kind"] == "command" and s["exit_code"] == 0
         assert s["words_per_sec"] > 0 and s["wall_s"] > 0 and s["peak_rss_kb"] > 0
@@ -124,7 +191,7 @@ def test_a_project_that_is_not_rust_sample_is_benched_through_its_config_alone(t
     assert "`wordcount` (command, 2 scenarios, 1 control)" in report
     assert "### wordcount: words_per_sec in words/s, higher is better" in report
     assert "- wordcount-20: musl/glibc" in report  # the control's parity line
-    assert "decided on `wordcount-100`" in report
+    assert "Here: `wordcount-100`" in report
     assert "stress" not in report and "## HTTP workloads" not in report
     assert (run_dir / "command_wordcount.png").read_bytes()[:4] == b"\x89PNG"
     winner = read_record(Winner, run_dir / "winner.json")

@@ -291,5 +291,5 @@ def test_echoreq_quick_bench_picks_a_winner(tmp_path: Path):
     assert winner["metrics"]["throughput_rps"] > 0
     runs = [d for d in (tmp_path / "reports" / "bench").iterdir() if d.is_dir()]
     report = next(r / "report.md" for r in runs if (r / "report.md").is_file()).read_text()
-    assert "## Winner" in report
+    assert "## Verdict" in report
     print(report)  # the verdict, for the log

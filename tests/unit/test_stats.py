@@ -4,13 +4,21 @@ import numpy as np
 import pytest
 
 from kit.bench.stats import (
-    Candidate,
-    bootstrap_median_ci,
-    decide_winner,
-    mann_whitney,
+    bound_rank,
     median,
-    min_p_value,
-    ratio_ci,
+    median_interval,
+    min_rounds,
+    paired_ratio,
+    paired_ratios,
+    sign_test,
+)
+from kit.bench.verdict import (
+    EQUIVALENT,
+    INCONCLUSIVE,
+    WINNER,
+    Candidate,
+    Design,
+    decide,
     rule_text,
 )
 
@@ -25,195 +33,203 @@ def test_median_needs_a_sample():
         median([])
 
 
-def test_bootstrap_interval_brackets_the_median_and_is_reproducible():
-    xs = [98.0, 101.0, 100.0, 103.0, 99.0, 102.0, 97.0]
-    a = bootstrap_median_ci(xs, resamples=2000, seed=7)
-    b = bootstrap_median_ci(xs, resamples=2000, seed=7)
-    assert a == b
-    assert a.point == 100.0
-    assert a.low <= a.point <= a.high
-    # A bootstrap median can only be one of the samples: the bounds are observed values.
-    assert a.low in xs and a.high in xs
-    assert min(xs) <= a.low < a.high <= max(xs)
+@pytest.mark.parametrize(
+    ("n", "coverage"),
+    # min..max below n = 9; the real coverage, not the requested 95%
+    [(3, 0.75), (5, 0.9375), (6, 0.96875), (9, 1 - 2 * 10 / 512)],
+)
+def test_median_interval_states_its_exact_coverage(n, coverage):
+    xs = list(range(n, 0, -1))
+    iv = median_interval(xs)
+    assert iv.coverage == pytest.approx(coverage)
+    assert iv.low <= iv.point <= iv.high and iv.n == n
 
 
-def test_bootstrap_interval_of_identical_samples_is_a_point():
-    ci = bootstrap_median_ci([5.0] * 6, resamples=500)
-    assert (ci.low, ci.point, ci.high) == (5.0, 5.0, 5.0)
+def test_median_interval_narrows_to_inner_order_statistics_when_n_allows():
+    iv = median_interval(list(range(1, 21)))  # n = 20: x(6)..x(15) covers 95.9%
+    assert (iv.low, iv.high) == (6, 15)
+    assert iv.coverage == pytest.approx(0.9586, abs=1e-4)
+    assert iv.bounds(0.025) and not median_interval([1, 2, 3]).bounds(0.025)
 
 
-def test_bootstrap_interval_covers_the_true_median_about_95_percent_of_the_time():
-    rng = np.random.default_rng(1)
-    hits = 0
-    trials = 200
-    for i in range(trials):
-        xs = rng.normal(10.0, 1.0, size=25)
-        ci = bootstrap_median_ci(xs, resamples=1000, seed=i)
-        hits += ci.low <= 10.0 <= ci.high
-    assert 0.88 <= hits / trials <= 0.99
-
-
-def test_bootstrap_interval_narrows_with_more_samples():
+def test_median_interval_really_covers_the_median_as_often_as_it_says():
     rng = np.random.default_rng(3)
-    small = bootstrap_median_ci(rng.normal(0, 1, 8), resamples=2000)
-    large = bootstrap_median_ci(rng.normal(0, 1, 400), resamples=2000)
-    assert (large.high - large.low) < (small.high - small.low)
+    for n in (5, 12):
+        hits = 0
+        trials = 4000
+        for _ in range(trials):
+            iv = median_interval(rng.lognormal(0, 0.5, n))
+            hits += iv.low <= 1.0 <= iv.high  # the lognormal(0, s) median is 1
+        stated = median_interval(list(range(n))).coverage
+        assert abs(hits / trials - stated) < 0.015, (n, hits / trials, stated)
 
 
-def test_ratio_interval_of_a_clear_speedup():
-    fast = [200.0, 205.0, 198.0, 202.0, 201.0]
-    slow = [100.0, 101.0, 99.0, 102.0, 100.0]
-    r = ratio_ci(fast, slow, resamples=2000, seed=1)
-    assert r.point == pytest.approx(201.0 / 100.0)
-    assert 1.9 < r.low <= r.point <= r.high < 2.1
+def test_bound_rank_and_the_fewest_rounds_for_an_error():
+    assert bound_rank(5, 0.05) == 1 and bound_rank(5, 0.025) == 0
+    assert bound_rank(12, 0.05 / 3) == 2 and bound_rank(18, 0.05 / 3) == 5
+    assert min_rounds(0.05) == 5 and min_rounds(0.05 / 3) == 6 and min_rounds(0.05 / 6) == 7
+    assert Design(0.05, 0.1, looks=3).rounds_needed == 7
 
 
-def test_ratio_rejects_a_zero_denominator():
-    with pytest.raises(ValueError):
-        ratio_ci([1.0], [0.0, 0.0])
+def test_paired_ratios_are_oriented_and_skip_unpaired_rounds():
+    a = {0: 20.0, 1: 30.0, 2: 40.0}
+    b = {0: 10.0, 1: 10.0, 3: 10.0}
+    assert paired_ratios(a, b) == [2.0, 3.0]
+    assert paired_ratios(a, b, higher_is_better=False) == [0.5, pytest.approx(1 / 3)]
+    assert paired_ratio({0: 1.0}, {1: 1.0}) is None
 
 
-def test_mann_whitney_separates_disjoint_groups_and_not_equal_ones():
-    assert mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]).p_value == pytest.approx(2 / 252)
-    assert mann_whitney([1, 2, 3], [1, 2, 3]).p_value == 1.0
-    assert mann_whitney([4.0] * 5, [4.0] * 5).p_value == 1.0  # no warning, no nan
+def test_sign_test_is_exact():
+    assert sign_test([2.0] * 6) == pytest.approx(2 / 64)
+    assert sign_test([1.0, 1.0]) == 1.0
 
 
-def test_min_p_value_explains_why_three_repetitions_cannot_be_significant():
-    assert min_p_value(3, 3) == pytest.approx(0.1)
-    assert min_p_value(5, 5) == pytest.approx(2 / 252)
-    assert min_p_value(2, 2) == pytest.approx(1 / 3)
+def test_pairing_by_round_cancels_drift_that_unpaired_medians_cannot():
+    # The machine slows down round after round; b is 10% slower than a in every round.
+    drift = [1000, 800, 1200, 700, 1300, 900, 1100]
+    a = dict(enumerate(drift))
+    b = {r: x / 1.1 for r, x in a.items()}
+    r = paired_ratio(a, b, alpha=0.05 / 3)
+    assert r is not None
+    assert r.interval.low == pytest.approx(1.1) and r.interval.high == pytest.approx(1.1)
 
 
-def cand(name, tput, rss=50_000, size=3_000_000):
+def cand(name, values, rss=None, size=1_000_000):
+    rss = rss if rss is not None else 50_000
     return Candidate(
         name,
         name.split("-")[1],
         "x86_64-unknown-linux-musl",
-        tuple(float(x) for x in tput),
-        (float(rss),) * len(tput),
+        dict(enumerate(values)),
+        dict(enumerate([rss] * len(values))) if not isinstance(rss, list) else dict(enumerate(rss)),
         size,
     )
 
 
-SLOW = [1000, 1010, 990, 1005, 995]
+BASE = [1000, 1010, 990, 1005, 995, 1002, 1001]
+DESIGN = Design(margin=0.05, rss_margin=0.10, looks=3)
 
 
-def test_clear_significant_lead_wins_outright():
-    d = decide_winner(
+def scaled(f, xs=BASE):
+    return [x * f for x in xs]
+
+
+def test_clear_lead_in_every_round_is_a_winner():
+    v = decide(
         [
-            cand("musl-system", SLOW),
-            cand("musl-mimalloc", [x * 1.5 for x in SLOW], rss=90_000),
-            cand("musl-jemalloc", [x * 1.3 for x in SLOW]),
+            cand("musl-system", BASE),
+            cand("musl-mimalloc", scaled(1.5)),
+            cand("musl-jemalloc", scaled(1.3)),
         ],
-        noise_margin=0.05,
+        DESIGN,
     )
-    assert d.winner.name == "musl-mimalloc"
-    assert d.outright and d.tied == ("musl-mimalloc",)
-    assert "50.0% ahead" not in d.reason  # the next best is jemalloc, not system
-    assert "musl-jemalloc" in d.reason and "p = " in d.reason
+    assert v.outcome == WINNER and v.outright and v.choice.name == "musl-mimalloc"
+    assert [c.verdict for c in v.comparisons] == ["better", "better"]
+    assert "musl-jemalloc: 1.154x" in v.reason
 
 
-def test_significant_but_inside_the_noise_margin_is_a_tie_broken_by_rss():
-    # 3% faster every time: significant with 5 vs 5, but below the 5% margin.
-    d = decide_winner(
+def test_same_speed_within_the_margin_is_equivalent_and_rss_decides_beyond_its_margin():
+    v = decide(
         [
-            cand("musl-mimalloc", [x * 1.03 for x in SLOW], rss=80_000),
-            cand("musl-jemalloc", SLOW, rss=60_000),
+            cand("musl-jemalloc", scaled(1.01), rss=40_000),
+            cand("musl-mimalloc", BASE, rss=30_000),
         ],
-        noise_margin=0.05,
+        DESIGN,
     )
-    assert d.gaps[0].test.significant()
-    assert not d.gaps[0].decisive
-    assert not d.outright
-    assert d.leader == "musl-mimalloc"
-    assert d.winner.name == "musl-jemalloc"
-    assert "inside the 5% margin" in d.reason and "peak RSS" in d.reason
+    assert v.outcome == EQUIVALENT and not v.outright
+    assert v.leader == "musl-jemalloc" and v.choice.name == "musl-mimalloc"
+    assert v.tiebreak[0].verdict == "better" and "Peak RSS decides" in v.reason
+    assert v.tiebreak_by == "peak_rss_kb"
 
 
-def test_large_but_noisy_lead_is_a_tie():
-    # Median 20% ahead but overlapping samples: not significant.
-    noisy = [700, 1600, 1200, 800, 1500]
-    d = decide_winner(
-        [cand("musl-mimalloc", noisy, rss=70_000), cand("musl-system", SLOW, rss=40_000)],
-        noise_margin=0.05,
-    )
-    assert d.gaps[0].lead > 0.05
-    assert not d.gaps[0].test.significant()
-    assert d.winner.name == "musl-system"
-    assert "not significant" in d.reason
-
-
-def test_tie_with_equal_rss_goes_to_the_smaller_binary():
-    d = decide_winner(
+def test_equivalent_with_rss_inside_its_margin_ships_the_smaller_binary():
+    v = decide(
         [
-            cand("musl-mimalloc", SLOW, size=3_500_000),
-            cand("musl-jemalloc", SLOW, size=3_900_000),
-            cand("musl-system", SLOW, size=3_100_000),
+            cand("musl-jemalloc", scaled(1.01), rss=31_000, size=900_000),
+            cand("musl-mimalloc", BASE, rss=30_000, size=800_000),
         ],
-        noise_margin=0.05,
+        DESIGN,
     )
-    assert d.winner.name == "musl-system"
-    assert "smaller binary" in d.reason
+    assert v.outcome == EQUIVALENT and v.choice.name == "musl-mimalloc"
+    assert "not a measured difference" in v.reason
 
 
-def test_tie_includes_only_variants_whose_gap_is_not_decisive():
-    d = decide_winner(
+def test_a_large_noisy_lead_is_inconclusive_not_a_tie():
+    # mimalloc's median is 16% ahead, but one round in six it is behind.
+    v = decide(
         [
-            cand("musl-mimalloc", [x * 2 for x in SLOW], rss=90_000),
-            cand("musl-jemalloc", [x * 1.98 for x in SLOW], rss=50_000),
-            cand("musl-system", SLOW, rss=10_000),
+            cand("musl-mimalloc", [1160, 1300, 900, 1200, 1150, 1250, 1170]),
+            cand("musl-jemalloc", BASE),
         ],
-        noise_margin=0.05,
+        DESIGN,
     )
-    # system has the lowest RSS but is decisively slower, so it is not in the tie.
-    assert set(d.tied) == {"musl-mimalloc", "musl-jemalloc"}
-    assert d.winner.name == "musl-jemalloc"
+    assert v.outcome == INCONCLUSIVE and v.choice.name == "musl-mimalloc" and not v.outright
+    assert "provisionally" in v.reason
 
 
-def test_decision_does_not_depend_on_input_order():
+def test_too_few_rounds_can_never_call_a_winner():
+    three = [cand("musl-mimalloc", scaled(3.0, BASE[:3])), cand("musl-system", BASE[:3])]
+    v = decide(three, DESIGN)
+    assert v.outcome == INCONCLUSIVE and "too few rounds: 7 are needed" in v.reason
+    # Six rounds suffice for one look, not for each of three (Bonferroni over looks).
+    six = [cand("musl-mimalloc", scaled(3.0, BASE[:6])), cand("musl-system", BASE[:6])]
+    assert decide(six, Design(0.05, 0.1, looks=1)).outcome == WINNER
+    assert decide(six, DESIGN).outcome == INCONCLUSIVE
+
+
+def test_verdict_does_not_depend_on_input_order():
     cs = [
-        cand("musl-mimalloc", SLOW, rss=1),
-        cand("musl-jemalloc", SLOW, rss=1),
-        cand("musl-system", SLOW, rss=1),
+        cand("musl-system", BASE),
+        cand("musl-jemalloc", scaled(1.3)),
+        cand("musl-mimalloc", scaled(1.31)),
     ]
-    names = {
-        decide_winner(order, noise_margin=0.05).winner.name
-        for order in (cs, cs[::-1], cs[1:] + cs[:1])
-    }
-    assert len(names) == 1
+    a, b = decide(cs, DESIGN), decide(list(reversed(cs)), DESIGN)
+    assert a.as_dict() == b.as_dict()
 
 
-def test_single_candidate_wins_and_the_rule_states_the_margin():
-    d = decide_winner([cand("musl-system", SLOW)], noise_margin=0.05)
-    assert d.winner.name == "musl-system" and d.outright
-    assert "(5%)" in d.rule and "(12%)" in rule_text(0.12)
-    assert d.as_dict()["allocator"] == "system"
+def test_single_candidate_wins_and_the_rule_states_the_margins():
+    v = decide([cand("musl-system", BASE)], DESIGN)
+    assert v.outcome == WINNER and "only musl variant" in v.reason
+    rule = rule_text(DESIGN)
+    assert "1 + 5%" in rule and "(10%, 10%)" in rule and "3 planned looks" in rule
 
 
-def test_quick_run_cannot_test_significance_so_the_margin_decides():
-    # 3 against 3: the smallest possible p is 0.1. A variant six times slower must not end up
-    # "tied" with the leader and win on memory.
-    d = decide_winner(
-        [
-            cand("musl-system", [1_600, 1_700, 1_650], rss=4_000),
-            cand("musl-jemalloc", [9_000, 9_300, 9_100], rss=7_000),
-            cand("musl-mimalloc", [10_100, 10_300, 10_200], rss=15_000),
-        ],
-        noise_margin=0.05,
+def test_lower_is_better_measures_orient_the_ratio():
+    from kit.core.workloads import Measure
+
+    wall = Measure(name="wall_s", label="wall time", unit="s", higher_is_better=False)
+    v = decide(
+        [cand("musl-system", BASE), cand("musl-mimalloc", scaled(0.5))], DESIGN, measure=wall
     )
-    assert d.winner.name == "musl-mimalloc"  # 11% ahead of jemalloc: beyond the 5% margin
-    assert not d.outright  # but not established by a test
-    assert all(not g.testable for g in d.gaps)
-    assert "could not be tested" in d.reason and "smallest possible p is 0.1" in d.reason
+    assert v.outcome == WINNER and v.choice.name == "musl-mimalloc"
+    assert v.comparisons[0].ratio.ratio == pytest.approx(2.0)
 
 
-def test_quick_run_inside_the_margin_is_still_a_tie():
-    d = decide_winner(
-        [
-            cand("musl-jemalloc", [9_900, 10_000, 10_100], rss=7_000),
-            cand("musl-mimalloc", [10_000, 10_200, 10_300], rss=15_000),
-        ],
-        noise_margin=0.05,
-    )
-    assert d.winner.name == "musl-jemalloc" and not d.outright
+@pytest.mark.parametrize("variants", [2, 3])
+def test_sequential_looks_keep_the_false_winner_rate_under_alpha(variants):
+    """Equal variants, three looks of seven rounds each, margin 0: the rule may call a winner
+    only by chance, and that chance must stay under alpha (0.05) over all looks."""
+    rng = np.random.default_rng(11)
+    design = Design(margin=0.0, rss_margin=0.1, looks=3)
+    trials, false = 600, 0
+    for _ in range(trials):
+        xs = rng.lognormal(0, 0.1, (variants, 21))
+        for look in (1, 2, 3):
+            n = 7 * look
+            cands = [cand(f"musl-{i}", list(x[:n])) for i, x in enumerate(xs)]
+            if decide(cands, design, look=look).outcome == WINNER:
+                false += 1
+                break
+    assert false / trials < 0.05
+
+
+def test_p99_at_a_fixed_rate_decides_between_equivalent_variants_before_rss():
+    fast_tail = dict(enumerate([800.0, 810, 790, 805, 795, 802, 801]))
+    slow_tail = {r: x * 1.5 for r, x in fast_tail.items()}
+    a = cand("musl-jemalloc", scaled(1.01), rss=20_000)  # much less memory...
+    b = cand("musl-mimalloc", BASE, rss=40_000)
+    a = Candidate(**{**a.__dict__, "p99_us": slow_tail})
+    b = Candidate(**{**b.__dict__, "p99_us": fast_tail})  # ...but a third shorter tail
+    v = decide([a, b], DESIGN)
+    assert v.outcome == EQUIVALENT and v.choice.name == "musl-mimalloc"
+    assert v.tiebreak_by == "p99_us" and "P99 latency at a fixed rate decides" in v.reason

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kit.bench import load as loadgen
-from kit.bench import plan, stats
+from kit.bench import plan, verdict
 from kit.bench.variants import variants_from_records
 from kit.core.errors import ConfigError
 from kit.core.options import Options, describe, resolve_options
@@ -192,7 +192,7 @@ def test_scenarios_fill_placeholders_and_resolve_files_in_the_crate():
     first, last = scenarios(w, cores=4, quick=True)
     assert first.kind == "command" and first.key == "zip-1" and first.workload == "zip"
     assert first.command is not None
-    assert first.command.argv == ("-l", "1", "-j", "4", "--for", "0.5", '{"a":1}')
+    assert first.command.argv == ("-l", "1", "-j", "4", "--for", "0.25", '{"a":1}')
     assert first.command.stdin == "/crate/data/in.txt" and first.command.regex is None
     assert first.measure == WALL_TIME and first.params == {"level": 1}
     assert first.control and not first.decides
@@ -301,24 +301,24 @@ def test_wrk_gets_a_generated_script_only_beyond_a_plain_get(tmp_path):
     assert "crate_done(summary, latency, requests)" in lua  # the crate's own done() still runs
 
 
-def test_lower_is_better_picks_the_fastest_and_orients_the_lead():
-    def cand(name, xs, rss=10_000):
-        return stats.Candidate(name, name, "t", tuple(xs), (rss,) * len(xs), 1)
+def test_lower_is_better_picks_the_fastest_and_orients_the_ratio():
+    def cand(name, xs, rss=None, size=1):
+        by_round = dict(enumerate(xs))
+        return verdict.Candidate(name, name, "t", by_round, rss or {}, size)
 
-    times = [1.00, 1.01, 0.99, 1.02, 0.98]
-    d = stats.decide_winner(
-        [cand("slow", [x * 2 for x in times]), cand("fast", times)],
-        noise_margin=0.05,
-        measure=WALL_TIME,
+    times = [1.00, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01]
+    design = verdict.Design(margin=0.05, rss_margin=0.1, looks=1)
+    d = verdict.decide(
+        [cand("slow", [x * 2 for x in times]), cand("fast", times)], design, measure=WALL_TIME
     )
-    assert d.winner.name == "fast" and d.outright
-    assert d.gaps[0].lead == pytest.approx(1.0)  # the other takes 100% more time
+    assert d.choice.name == "fast" and d.outright
+    assert d.comparisons[0].ratio.ratio == pytest.approx(2.0)  # the other takes twice the time
     assert "lowest median wall time (1 s)" in d.reason
     assert "(lower is better)" in d.rule
     assert d.as_dict()["medians"]["fast"]["wall_s"] == 1.0
-    # no peak RSS sampled: equal, so the smaller binary wins the tie
-    unknown = [
-        stats.Candidate(n, n, "t", tuple(times), (), size) for n, size in (("a", 2), ("b", 1))
-    ]
-    tie = stats.decide_winner(unknown, noise_margin=0.05, measure=WALL_TIME)
-    assert tie.winner.name == "b" and "smaller binary" in tie.reason
+    # no peak RSS sampled: equivalent, and the smaller binary ships
+    unknown = [cand(n, times, size=size) for n, size in (("a", 2), ("b", 1))]
+    tie = verdict.decide(unknown, design, measure=WALL_TIME)
+    assert (
+        tie.outcome == "equivalent" and tie.choice.name == "b" and "smallest binary" in tie.reason
+    )
