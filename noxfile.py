@@ -32,7 +32,8 @@ def tests(session: nox.Session) -> None:
     """Set the machine up (invoke setup), then run every test."""
     _install(session, "test", "bench")
     session.run("invoke", "setup")
-    session.run("pytest", *session.posargs)
+    # the slowest tests named at the end: where CI's time goes
+    session.run("pytest", "--durations=15", *session.posargs)
 
 
 @nox.session(python="3.11", default=False)

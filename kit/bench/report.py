@@ -117,9 +117,11 @@ def _setup(results: Mapping[str, Any]) -> list[str]:
     musl = tools.get("musl") or {}
     glibc = tools.get("glibc") or {}
     wrk = tools.get("load_generator")
+    threads = sorted({x["wrk_threads"] for x in results["samples"] if "wrk_threads" in x})
     load = (
-        f"- Load generator: {wrk['version']}, {s['wrk_threads']} threads, warm-up "
-        f"{s['warmup_s']:.0f}s discarded, measured {s['http_duration_s']:.0f}s per run."
+        f"- Load generator: {wrk['version']}, {'/'.join(map(str, threads)) or s['wrk_threads']} "
+        f"threads, warm-up {s['warmup_s']:g}s discarded, measured {s['http_duration_s']:g}s per "
+        "run."
         if wrk
         else "- Load generator: none (no HTTP workload)."
     )

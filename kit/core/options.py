@@ -91,11 +91,11 @@ class Options:
     bench_latency_repetitions: int = 7  # as bench-repetitions: the fewest that can decide
     bench_latency_margin: float = 0.10  # p99 decides between equivalent variants beyond this
     # memory over time: load at the lower latency rate, then idle, RSS sampled at 20 Hz
-    bench_soak_s: float = 45.0
+    bench_soak_s: float = 40.0
     bench_idle_s: float = 15.0
     bench_duration_s: float = 3.0
     bench_warmup_s: float = 1.0
-    bench_connections: tuple[int, ...] = (16, 64)
+    bench_connections: tuple[int, ...] = (64,)  # HTTP workloads that name none of their own
     # what the bench measures: the crate's HTTP and command workloads (kit.core.workloads)
     bench_workloads: BenchWorkloads = field(default_factory=BenchWorkloads)
     # named allocator tunings, each a variant of its own (kit.core.workloads.Tuning)

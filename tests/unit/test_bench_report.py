@@ -211,7 +211,6 @@ TODAYS_SCENARIOS = [
     *(f"stress-{p}-t{t}" for p in ("local", "steady", "cache", "realloc") for t in (1, 2, 4)),
     "stress-cross-t2",
     "stress-cross-t4",
-    "http-alloc-c16",
     "http-alloc-c64",
     "http-plaintext-c64",
     "http-handoff-c64",
@@ -240,7 +239,7 @@ def test_rust_samples_config_gives_its_shapes_and_the_same_decision_scenario():
     assert local4.argv == ("stress", "--threads", "4", "--pattern", "local", "--seconds", "0.5")
     cross2 = scenarios[12].command
     assert cross2 is not None and cross2.argv[1:5] == ("--threads", "2", "--pattern", "cross")
-    alloc = scenarios[15].http
+    alloc = scenarios[14].http
     assert alloc is not None and alloc.path == "/api/alloc?n=100" and not alloc.custom
     assert alloc.argv == ("serve", "--bind", "127.0.0.1", "--port", "{port}")
 
@@ -512,7 +511,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(monkeypatch, tmp_path, capsys)
     out = capsys.readouterr().err
     assert "musl-system, musl-jemalloc, musl-mimalloc, glibc-system" in out
     assert "stress-local-t1" in out and "http-alloc-c64" in out
-    assert "4 variants x 10 scenarios x 2 repetitions = 80 runs" in out
+    assert "4 variants x 8 scenarios x 2 repetitions = 64 runs" in out
     assert "the winner is decided on: http-alloc-c64" in out
     assert not (tmp_path / "reports").exists()
 

@@ -288,7 +288,7 @@ def test_wrk_gets_a_generated_script_only_beyond_a_plain_get(tmp_path):
             ]
         }
     )
-    get, _, post, _ = scenarios(w)
+    get, post = scenarios(w)
     assert get.http is not None and post.http is not None
     assert loadgen.scenario_script(get.http, "get", tmp_path) == loadgen.REPORT_SCRIPT
     path = loadgen.scenario_script(post.http, "post", tmp_path)

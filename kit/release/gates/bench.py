@@ -24,6 +24,7 @@ def bench_regression(current: Winner, baseline: Winner, margin: float) -> Outcom
     then = baseline.metrics.ratio_vs_glibc_system
     figures: dict[str, Any] = {
         "winner": current.allocator,
+        "outcome": current.outcome,
         "baseline_winner": baseline.allocator,
         "margin": margin,
     }
@@ -40,8 +41,9 @@ def bench_regression(current: Winner, baseline: Winner, margin: float) -> Outcom
         "floor": floor,
         "change": round(now.ratio / then.ratio - 1, 4),
     }
+    outcome = f" ({current.outcome})" if current.outcome and current.outcome != "winner" else ""
     text = (
-        f"winner {current.allocator} at {now.ratio:.2f}x glibc [{lo:.2f}, {hi:.2f}] vs "
+        f"winner {current.allocator}{outcome} at {now.ratio:.2f}x glibc [{lo:.2f}, {hi:.2f}] vs "
         f"baseline {baseline.allocator} at {then.ratio:.2f}x "
         f"(floor {floor:.2f}x = -{margin:.0%})"
     )
