@@ -67,13 +67,19 @@ def _opts(c: Context, crate: str | None = None, **flags: Any) -> Options:
 CRATE = "a published crate, NAME@VERSION (exact), fetched from crates.io by cargo and built"
 
 
-@task
-def setup(c: Context) -> None:
-    """Install what is missing: pinned pip packages, Debian packages (as root), rustup link."""
+@task(
+    help={
+        "for": "what the machine is for, comma-separated: build, cross, package, bench, test "
+        "(default: test, which is everything)"
+    }
+)
+def setup(c: Context, for_: str | None = None) -> None:
+    """Install what is missing for a purpose: pinned pip packages, Debian packages (as root or
+    with sudo), tools from crates.io, a toolchain with std source."""
     from kit.machine.setup import setup as run_setup
 
     with session(c):
-        run_setup(_root(c))
+        run_setup(_root(c), for_)
 
 
 @task
@@ -190,7 +196,7 @@ def smoke(c: Context, crate: str | None = None) -> None:
         "and scenario",
         "repetitions": "fresh-process repetitions per cell (default: bench-repetitions, or "
         "bench-quick-repetitions with --quick)",
-        "seed": "seed for the run order and the bootstrap (default 0)",
+        "seed": "seed for the order of the runs (default 0)",
         "crate": CRATE,
         "verbose": VERBOSE,
     }

@@ -4,10 +4,13 @@ samples, statistics, the report, the charts and the winner record.
 - plan: settings, the scenarios of the crate's declared workloads (kit.core.workloads) and
   the seeded, interleaved run order (pure)
 - variants: the binaries measured, built by kit.build and described by their BuildRecords
-- command, server, load: one run each, a command workload's fresh process, an HTTP
-  workload's server under test and the wrk load generator
+- command, server, load, openloop: one run each, a command workload's fresh process, an
+  HTTP workload's server under test, the wrk load generator and oha at a fixed rate
+- isolation, memory, callgrind: CPU placement and the scrubbed environment, RSS over time,
+  instruction counts
 - facts: the machine and tools recorded with every run
-- stats, analysis: medians, bootstrap intervals, rank tests, the winner rule (pure)
+- stats, analysis, verdict: medians, exact order-statistic intervals, the sign test and the
+  verdict with its sequential looks (pure)
 - report, charts: report.md and the PNG charts
 - run: `run_bench` and `write_outputs`, the entry point and the files of a run
 - winner: the Winner record and the one policy for which allocator ships

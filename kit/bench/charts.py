@@ -1,10 +1,10 @@
-"""The benchmark's PNG charts (matplotlib, Agg backend), each median with its 95% interval as
-error bars: HTTP throughput per variant (http_throughput.png), p99 at each fixed rate
+"""The benchmark's PNG charts (matplotlib, Agg backend), each median with its exact
+order-statistic interval (95% where n allows; report.md gives each coverage) as error bars:
+HTTP throughput per variant (http_throughput.png), p99 at each fixed rate
 (latency_fixed_rate.png), RSS over time in the soak (rss_over_time.png), and per command
-workload its
-measure (command_<name>.png): against its numeric parameter (threads, say) when it has one
-with several values, one panel per combination of the others; else one bar panel per
-scenario."""
+workload its measure (command_<name>.png): against its numeric parameter (threads, say) when
+it has one with several values, one panel per combination of the others; else one bar panel
+per scenario."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _http_panel(ax: Axes, key: str, entry: Mapping[str, Any], variants: Sequence
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_title(key, fontsize=9)
     m = entry["scenario"]["measure"]
-    ax.set_ylabel(f"{m['unit'] or m['label']} (median, 95% CI)")
+    ax.set_ylabel(f"{m['unit'] or m['label']} (median, exact interval)")
 
 
 def x_param(entries: Sequence[Mapping[str, Any]]) -> str | None:
@@ -83,7 +83,7 @@ def _series_panel(
         ax.set_yscale("log")
     m = entries[0]["scenario"]["measure"]
     ax.set_xlabel(x)
-    ax.set_ylabel(f"{m['label']} {m['unit']} (median, 95% CI)".replace("  ", " "))
+    ax.set_ylabel(f"{m['label']} {m['unit']} (median, exact interval)".replace("  ", " "))
     ax.set_title(title, fontsize=9)
     ax.set_xticks(sorted({e["scenario"]["params"][x] for e in entries}))
     ax.legend(fontsize=8)

@@ -57,7 +57,7 @@ def run_command(variant: Variant, scenario: Scenario, settings: BenchSettings) -
     assert spec is not None  # a command scenario carries its command
     what = f"{variant.key} {scenario.key}"
     with (
-        _stdin(spec) as stdin,
+        stdin_of(spec) as stdin,
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
     ):
@@ -95,7 +95,7 @@ def run_command(variant: Variant, scenario: Scenario, settings: BenchSettings) -
 
 
 @contextlib.contextmanager
-def _stdin(spec: CommandSpec) -> Iterator[int]:
+def stdin_of(spec: CommandSpec) -> Iterator[int]:
     """The command's standard input: its stdin file, or /dev/null (never the kit's own)."""
     path = spec.stdin or os.devnull
     try:

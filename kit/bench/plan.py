@@ -153,6 +153,8 @@ class Scenario:
     connections: int = 0
     http: HttpSpec | None = None
     command: CommandSpec | None = None
+    # the command's fixed-work form, counted in instructions under callgrind (once per variant)
+    count: CommandSpec | None = None
 
 
 def no_workloads_error(crate_dir: Path) -> ConfigError:
@@ -204,6 +206,10 @@ def _command_scenarios(
             warmup=w.warmup,
             timeout_s=w.timeout_s,
         )
+        count = None
+        if (ic := w.count_for(params, cores)) is not None:
+            filled = tuple(fill(a, {**params, NPROC: cores}) for a in ic.argv)
+            count = replace(spec, argv=filled, regex=None, warmup=0)
         out.append(
             Scenario(
                 "command",
@@ -213,6 +219,7 @@ def _command_scenarios(
                 dict(params),
                 control=w.is_control(params, cores),
                 command=spec,
+                count=count,
             )
         )
     return out

@@ -39,7 +39,7 @@ DECIDER_NOTE = (
 HTTP_HEADER = [
     "scenario",
     "variant",
-    "req/s [95% CI]",
+    "req/s [interval] coverage",
     "p50",
     "p99 (closed-loop)",
     "peak RSS MiB",
@@ -53,7 +53,12 @@ def fmt_cell(cell: Mapping[str, Any]) -> str:
     """median [low, high] with the interval's exact coverage: 10,255 [9,870, 10,390] 97%."""
     lo, hi = cell["ci"]
     fmt = stats.format_value
-    return f"{fmt(cell['median'])} [{fmt(lo)}, {fmt(hi)}] {cell['coverage']:.0%}"
+    return f"{fmt(cell['median'])} [{fmt(lo)}, {fmt(hi)}] {coverage(cell['coverage'])}"
+
+
+def coverage(c: float) -> str:
+    """An interval's coverage with the precision that tells 99.6% from 100%."""
+    return f"{c:.1%}" if c >= 0.95 else f"{c:.0%}"
 
 
 def measure_line(sc: Mapping[str, Any]) -> str:
@@ -66,7 +71,9 @@ def fmt_ratio(r: Mapping[str, Any] | None) -> str:
     if not r:
         return "-"
     lo, hi = r["ci"]
-    return f"{r['ratio']:.2f}x [{lo:.2f}, {hi:.2f}] {r['coverage']:.0%} (p={r['p_value']:.2g})"
+    return (
+        f"{r['ratio']:.2f}x [{lo:.2f}, {hi:.2f}] {coverage(r['coverage'])} (p={r['p_value']:.2g})"
+    )
 
 
 def _us(value: float | None) -> str:
@@ -448,6 +455,35 @@ def _counters(summary: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
     return ["## Counters (wait4)", "", COUNTER_NOTE, "", *_table(header, rows), ""]
 
 
+def _instructions(results: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
+    """Instructions per counted scenario and variant (callgrind), and the ratio to musl-system:
+    exact counts, so no interval."""
+    info = results.get("instructions") or {}
+    if "skipped" in info:
+        return ["## Instruction counts (callgrind)", "", f"Not counted: {info['skipped']}.", ""]
+    cells = info.get("cells") or []
+    if not cells:
+        return []
+    by = {(c["scenario"], c["variant"]): c["instructions"] for c in cells}
+    rows = []
+    for key in dict.fromkeys(c["scenario"] for c in cells):
+        base = by.get((key, BASELINE_MUSL))
+        args = " ".join(next(c["argv"] for c in cells if c["scenario"] == key))
+        for v in variants:
+            if (n := by.get((key, v))) is None:
+                continue
+            ratio = f"{n / base:.3f}" if base else "-"
+            rows.append([key, v, f"{n / 1e6:,.1f}", ratio, f"`{args}`" if args else ""])
+            args = ""  # once per scenario
+    note = (
+        f"Instructions executed (Ir) under callgrind {info.get('version', '')}, one run per "
+        "cell of the workload's fixed-work form: a count, not a time, repeatable whatever else "
+        "the machine is doing, so no interval. Lower is better; the ratio is to musl-system."
+    )
+    header = ["scenario", "variant", "M instructions", "vs musl-system", "argv"]
+    return ["## Instruction counts (callgrind)", "", note, "", *_table(header, rows), ""]
+
+
 def _mib(kb: float | None) -> str:
     return "-" if kb is None else f"{kb / 1024:.1f}"
 
@@ -496,6 +532,7 @@ def render_report(
         *_setup(results),
         *_winner(results, decision),
         *_counters(summary, variants),
+        *_instructions(results, variants),
         *_http(summary, variants),
         *_commands(summary, variants),
         *_open_loop(results, summary),

@@ -17,11 +17,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.bench import callgrind, openloop
 from kit.bench import load as loadgen
-from kit.bench import openloop
 from kit.bench.command import run_command
 from kit.bench.facts import machine_facts, tool_facts, usable_cores
-from kit.bench.isolation import contention, dropped_env, placement, snapshot, usable_cpus
+from kit.bench.isolation import (
+    Placement,
+    contention,
+    dropped_env,
+    placement,
+    snapshot,
+    usable_cpus,
+)
 from kit.bench.plan import (
     BenchSettings,
     Run,
@@ -87,9 +94,8 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_one(run: Run, settings: BenchSettings, run_dir: Path) -> dict[str, Any]:
+def run_one(run: Run, settings: BenchSettings, run_dir: Path, where: Placement) -> dict[str, Any]:
     sc = run.scenario
-    where = placement(usable_cpus(), settings.pin)
     if sc.kind == "latency":
         rate, duration = float(sc.params["rate"]), settings.latency_s
         return run_fixed_rate(run.variant, sc, settings, where, rate=rate, duration_s=duration)
@@ -209,12 +215,13 @@ def measure(
 ) -> None:
     """Every run in its scheduled order, each sample appended to results as it arrives
     (a warm-up run is run and dropped)."""
+    where = placement(usable_cpus(), settings.pin)
     with console.step("benchmark"), console.steps("benchmark", len(runs)) as progress:
         for run in runs:
             progress.start(run.label)
             at = _now()
             before = snapshot()
-            metrics = run_one(run, settings, run_dir)
+            metrics = run_one(run, settings, run_dir, where)
             after = snapshot()
             if run.warmup:
                 progress.done(run.label)
@@ -275,8 +282,8 @@ def run_open_loop(
     slowest = min(medians, key=medians.__getitem__)
     capacity = medians[slowest]
     latency = fixed_rate_scenarios(decider, capacity, settings.latency_rates)
-    soak = [soak_scenario(decider, capacity * min(settings.latency_rates))]
-    soak = soak if settings.soak_s > 0 else []
+    rate = capacity * min(settings.latency_rates)
+    soak = [soak_scenario(decider, rate)] if settings.soak_s > 0 else []
     results["open_loop"] = {
         "capacity_rps": capacity,
         "capacity_of": slowest,
@@ -327,7 +334,6 @@ def run_sequential(
         "stopped": "one look planned",
     }
     started = time.monotonic()
-    rounds = settings.repetitions
     while seq["looks"] < settings.looks:
         verdict = decide(results, seq["looks"])
         if verdict is None or verdict.outcome != INCONCLUSIVE:
@@ -347,12 +353,11 @@ def run_sequential(
             [decider],
             settings.repetitions,
             settings.seed + seq["looks"],
-            first_round=rounds,
+            first_round=settings.repetitions * seq["looks"],  # every look adds as many rounds
             first_order=len(results["samples"]),
             warmups=False,
         )
         measure(extra, settings, results, run_dir)
-        rounds += settings.repetitions
         seq["looks"] += 1
         seq["extra_rounds"] += settings.repetitions
         seq["spent_s"] = round(time.monotonic() - started, 1)
@@ -429,6 +434,7 @@ def run_bench(
         measure(runs, settings, results, run_dir)
         run_sequential(variants, scenarios, settings, results, run_dir)
         run_open_loop(variants, scenarios, settings, results, run_dir, Paths.of(opts))
+        results["instructions"] = callgrind.run_counts(variants, scenarios)
         results["complete"] = True
     except BaseException as exc:
         _keep_incomplete(opts, run_dir, results, started, exc)
@@ -463,7 +469,7 @@ def _show(results: Mapping[str, Any], decision: Verdict | None, run_dir: Path) -
     from kit.bench.report import median_rows
 
     console.table(
-        "benchmark medians [95% CI]",
+        "benchmark medians [interval] coverage",
         ["scenario", "variant", "median", "vs musl-system"],
         median_rows(results["summary"]),
     )

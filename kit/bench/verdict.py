@@ -24,7 +24,7 @@ say "inconclusive" but never calls a winner on evidence the rule would not accep
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from kit.bench.plan import P99
@@ -203,18 +203,21 @@ def _describe(c: Comparison, design: Design, alpha: float) -> str:
 
 
 def _pick_by(
-    tied: Sequence[Candidate], what: Measure, margin: float, design: Design, alpha: float
+    tied: Sequence[Candidate],
+    figures: Callable[[Candidate], Mapping[int, float]],
+    margin: float,
+    alpha: float,
 ) -> tuple[Candidate | None, tuple[Comparison, ...]]:
-    """The one variant better on `what` (p99 or RSS, lower is better), beyond `margin`, than
-    every other tied one; None when no variant is."""
+    """The one variant better on `figures` (p99 or RSS by round, lower is better), beyond
+    `margin`, than every other tied one; None when no variant is."""
     for c in tied:
-        mine = getattr(c, what.name)
+        mine = figures(c)
         if not mine:
             continue
         comps = tuple(
             compare(
                 mine,
-                getattr(o, what.name),
+                figures(o),
                 other=o.name,
                 margin=margin,
                 alpha=alpha,
@@ -316,9 +319,13 @@ def decide(
     same = ", ".join(_describe(c, design, alpha) for c in comps if c.verdict == EQUIVALENT)
     reason = f"Equivalent on {measure.label} within ±{design.margin:.0%}: {leader.name} vs {same}."
     if beaten:
-        reason += f" Both beat the rest: {beaten}."
-    for what, margin in ((P99, design.latency_margin), (RSS, design.rss_margin)):
-        pick, by = _pick_by(tied, what, margin, design, alpha)
+        reason += f" {'Both' if len(tied) == 2 else f'All {len(tied)}'} beat the rest: {beaten}."
+    tiebreaks: tuple[tuple[Measure, float, Callable[[Candidate], Mapping[int, float]]], ...] = (
+        (P99, design.latency_margin, lambda c: c.p99_us),
+        (RSS, design.rss_margin, lambda c: c.peak_rss_kb),
+    )
+    for what, margin, figures in tiebreaks:
+        pick, by = _pick_by(tied, figures, margin, alpha)
         if pick is not None:
             reason += (
                 f" {what.label[0].upper()}{what.label[1:]} decides: {pick.name} is lower than "

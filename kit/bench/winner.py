@@ -9,6 +9,11 @@ has the same shape. All of them read it here, under one policy (`shipping_alloca
    used with a warning that says so (an inconclusive run ships its leader provisionally).
 3. else no record: the first configured allocator, with a warning naming the fallback.
 
+The CI workflow (`invoke ci-matrix`, and release-check's gate that it is not stale) is made
+from committed files only, so that a clean clone generates the same bytes: there, step 2 reads
+the committed baseline (`bench/baseline.json`, the winner that was reviewed) instead of the
+local, uncommitted winner record (`committed=True`).
+
 A winner file that exists but is unreadable, old or foreign is an error (exit 2) everywhere:
 silently falling back would ship something nobody chose.
 """
@@ -96,16 +101,20 @@ class ShippingChoice:
     source: str  # "flag" | "bench winner (full run)" | "bench winner (quick run)" | "fallback"
 
 
-def shipping_allocator(opts: Options, flag: str | None = None) -> ShippingChoice:
-    """The allocator to package and ship, under the one policy in this module's docstring."""
+def shipping_allocator(
+    opts: Options, flag: str | None = None, *, committed: bool = False
+) -> ShippingChoice:
+    """The allocator to package and ship, under the one policy in this module's docstring
+    (`committed`: from committed files only, the baseline for the winner record)."""
     if flag:
         return ShippingChoice(parse_allocator(flag), "flag")
     paths = Paths.of(opts)
-    winner = read_winner(opts)
+    record = opts.path(opts.bench_baseline) if committed else paths.winner
+    winner = read_optional(Winner, record)
     if winner is None:
         first = parse_allocator(opts.allocators[0])
         console.warn(
-            f"no bench winner at {paths.relative(paths.winner)}: shipping {first.name}, the "
+            f"no bench winner at {paths.relative(record)}: shipping {first.name}, the "
             "first configured allocator (run `nox -s bench`, or pass --allocator)"
         )
         return ShippingChoice(first, "fallback: first configured allocator")
@@ -117,4 +126,5 @@ def shipping_allocator(opts: Options, flag: str | None = None) -> ShippingChoice
     elif winner.mode == "quick" or not winner.outright:
         how = "a quick run" if winner.mode == "quick" else "a decision not made outright"
         console.warn(f"shipping {winner.allocator}, the bench winner by {how}: {winner.reason}")
-    return ShippingChoice(parse_allocator(winner.allocator), f"bench winner ({winner.mode} run)")
+    what = "committed baseline" if committed else "bench winner"
+    return ShippingChoice(parse_allocator(winner.allocator), f"{what} ({winner.mode} run)")

@@ -55,17 +55,18 @@ INSTALL_HINTS: dict[str, str] = {
     "rustc": "install Rust with rustup (https://rustup.rs)",
     "rustup": "install Rust with rustup (https://rustup.rs)",
     "cargo-zigbuild": "pip install cargo-zigbuild (or run `invoke setup`)",
-    "cross": "invoke setup (cargo install cross --version 0.2.5 --locked)",
-    "mmdebstrap": "apt-get install mmdebstrap (or invoke setup)",
-    "qemu-aarch64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
-    "qemu-x86_64-static": "apt-get install qemu-user-static (or run `invoke setup` as root)",
-    "wrk": "apt-get install wrk (or run `invoke setup` as root)",
-    "oha": "invoke setup (cargo install oha --version 1.16.0 --locked "
+    "cross": "invoke setup --for cross (cargo install cross --version 0.2.5 --locked)",
+    "mmdebstrap": "apt-get install mmdebstrap (or `invoke setup --for cross`)",
+    "qemu-aarch64-static": "apt-get install qemu-user-static (or `invoke setup --for build`)",
+    "qemu-x86_64-static": "apt-get install qemu-user-static (or `invoke setup --for build`)",
+    "wrk": "apt-get install wrk (or `invoke setup --for bench`)",
+    "oha": "invoke setup --for bench (cargo install oha --version 1.16.0 --locked "
     "--no-default-features --features native-tls)",
-    "skopeo": "apt-get install skopeo (or run `invoke setup` as root)",
-    "umoci": "apt-get install umoci (or run `invoke setup` as root)",
-    "docker-registry": "apt-get install docker-registry (or run `invoke setup` as root)",
-    "llvm-objcopy": "apt-get install llvm (or run `invoke setup` as root)",
+    "skopeo": "apt-get install skopeo (or `invoke setup --for package`)",
+    "umoci": "apt-get install umoci (or `invoke setup --for test`)",
+    "docker-registry": "apt-get install docker-registry (or `invoke setup --for test`)",
+    "valgrind": "apt-get install valgrind (or `invoke setup --for bench`)",
+    "llvm-objcopy": "apt-get install llvm (or `invoke setup --for build`)",
 }
 
 _state = {"dry": False}

@@ -169,6 +169,20 @@ class HttpWorkload(ConfigModel):
         return bool(self.script or self.body is not None or self.headers or self.method != "GET")
 
 
+class InstructionCount(ConfigModel):
+    """A fixed amount of a command workload's work, counted in instructions under callgrind
+    (kit.bench.callgrind): a count, not a time, so the same binary and arguments give the same
+    total whatever else the machine is doing. `argv` must do a fixed amount of work (an op
+    count, not `{seconds}`) on one thread: callgrind runs a program's threads one at a time, so
+    only single-thread work counts the same way twice. `when`: the parameter values of the
+    scenarios counted with this argv (`{ threads = 1 }`; default: every scenario). A workload
+    may list several, for work that differs in size per parameter value; a scenario is counted
+    with the first whose `when` it matches."""
+
+    argv: tuple[str, ...]
+    when: dict[str, ParamValue] = Field(default_factory=dict)
+
+
 class CommandWorkload(ConfigModel):
     """The variant's binary run with `argv`, a fresh process per run as hyperfine does, with
     `stdin` (a file relative to the crate's directory) as its standard input. `params` expand
@@ -177,7 +191,8 @@ class CommandWorkload(ConfigModel):
     run length (shorter in --quick) and `{nproc}` the usable cores. `key` names each scenario
     (default: the name, then each value, joined by '-'). `warmup` runs of every scenario and
     variant are discarded before the measured ones. `control`: true, or the parameter values
-    that make a scenario a control (`{ threads = 1 }`)."""
+    that make a scenario a control (`{ threads = 1 }`). `instructions`: fixed-work forms of
+    the command, counted under callgrind for the scenarios they name (InstructionCount)."""
 
     name: Name
     key: str | None = None
@@ -188,6 +203,7 @@ class CommandWorkload(ConfigModel):
     warmup: Annotated[int, Field(ge=0)] = 0
     timeout_s: Seconds = 300.0
     control: StrictBool | dict[str, ParamValue] = False
+    instructions: tuple[InstructionCount, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> CommandWorkload:
@@ -206,6 +222,12 @@ class CommandWorkload(ConfigModel):
         missing = sorted(set(self.control_table) - set(self.params))
         if missing:
             raise ValueError(f"control names {', '.join(missing)}, not in params")
+        for count in self.instructions:
+            # fixed work: `{seconds}` would make the count follow the run length
+            _check_placeholders(count.argv, set(self.params) | {NPROC}, "instructions.argv")
+            missing = sorted(set(count.when) - set(self.params))
+            if missing:
+                raise ValueError(f"instructions.when names {', '.join(missing)}, not in params")
         return self
 
     @property
@@ -231,7 +253,17 @@ class CommandWorkload(ConfigModel):
     def is_control(self, params: Mapping[str, int | str], nproc: int) -> bool:
         if isinstance(self.control, bool):
             return self.control
-        return all(params.get(k) == param_value(v, nproc) for k, v in self.control_table.items())
+        return _matches(params, self.control_table, nproc)
+
+    def count_for(self, params: Mapping[str, int | str], nproc: int) -> InstructionCount | None:
+        """The instruction count of the scenario with these parameter values (the first whose
+        `when` matches), or None when it is not counted."""
+        return next((c for c in self.instructions if _matches(params, c.when, nproc)), None)
+
+
+def _matches(params: Mapping[str, int | str], table: Mapping[str, int | str], nproc: int) -> bool:
+    """Whether `params` has every value of `table` ("nproc" values resolved)."""
+    return all(params.get(k) == param_value(v, nproc) for k, v in table.items())
 
 
 class BenchWorkloads(ConfigModel):

@@ -1,61 +1,128 @@
-"""`invoke setup`: install what the kit needs and is missing.
+"""`invoke setup [--for build,package,...]`: install what the kit needs for a purpose and is
+missing.
 
+Each purpose (PURPOSES: build, cross, package, bench, test) names what its work needs; a CI
+job sets up for what it does, and `test` (the default) is everything the kit's own tests use.
 Python packages come from pyproject.toml's exact pins; any that are missing or at another
 version are installed with pip into the running interpreter's environment. System packages
-are installed with apt-get when running as root on Debian; otherwise the exact command is
-printed. A toolchain able to
-build std from source is linked into rustup when no prebuilt musl std is installed.
+are installed with apt-get on Debian, as root or through passwordless sudo (a hosted runner's
+user); otherwise the exact command is printed. Tools from crates.io are `cargo install`ed at
+their pinned versions. For builds, a toolchain able to build std from source is linked into
+rustup when a shipping target has no prebuilt std (where `rustup target add` works, it has).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.bench.openloop import OHA_VERSION
 from kit.build import toolchain
 from kit.build.backends.cross import CROSS_VERSION
 from kit.core import console, runner
-from kit.core.errors import ToolMissingError
+from kit.core.errors import CommandFailedError, ConfigError, ToolMissingError
 from kit.core.targets import SHIPPING_TARGETS, host_arch
 
-# program -> Debian package that provides it
-DEBIAN_PACKAGES: dict[str, str] = {
-    "qemu-aarch64-static": "qemu-user-static",
-    "wrk": "wrk",
-    "skopeo": "skopeo",
-    "umoci": "umoci",
-    "docker-registry": "docker-registry",
-    "file": "file",
-    "llvm-objcopy": "llvm",  # strips shipped binaries of any architecture (kit/build/strip.py)
-    "mmdebstrap": "mmdebstrap",  # builds the kit's cross image (kit/build/cross_image.py)
-    "pkg-config": "pkg-config",  # finds OpenSSL for oha's build (CARGO_TOOLS)
+
+@dataclass(frozen=True)
+class Purpose:
+    """What one kind of work needs from the machine, beyond the pinned Python packages (zig
+    and cargo-zigbuild among them): Debian packages (program -> package, or a library looked
+    up by dpkg), tools from crates.io (CARGO_TOOLS) and, for builds, a toolchain able to build
+    std for a target that has no prebuilt one."""
+
+    name: str
+    about: str
+    programs: Mapping[str, str] = field(default_factory=dict)
+    libraries: tuple[str, ...] = ()
+    cargo_tools: tuple[str, ...] = ()
+    std_source: bool = False
+
+
+# A hosted CI runner sets up for what its job does (`invoke setup --for build,package`); the
+# kit's own tests need everything (`test`, the default).
+PURPOSES: dict[str, Purpose] = {
+    p.name: p
+    for p in (
+        Purpose(
+            "build",
+            "build, strip and smoke-test static binaries (aarch64 under qemu-user)",
+            {
+                "llvm-objcopy": "llvm",  # strips shipped binaries of any arch (kit/build/strip.py)
+                # runs the other architecture's binaries in the build's smoke test
+                **{t.qemu: "qemu-user-static" for t in SHIPPING_TARGETS if t.arch != host_arch()},
+            },
+            std_source=True,
+        ),
+        Purpose(
+            "cross",
+            "build with --backend cross in the kit's own image (kit/build/cross_image.py)",
+            {"mmdebstrap": "mmdebstrap"},
+            cargo_tools=("cross",),
+        ),
+        Purpose(
+            "package",
+            "write OCI images and copy them to a registry (skopeo)",
+            {"skopeo": "skopeo"},
+        ),
+        Purpose(
+            "bench",
+            "benchmark the allocators: wrk, oha at a fixed rate, callgrind",
+            {
+                "wrk": "wrk",
+                "valgrind": "valgrind",  # instruction counts (kit/bench/callgrind.py)
+                "pkg-config": "pkg-config",  # finds OpenSSL for oha's build
+            },
+            libraries=("libssl-dev",),  # oha's native TLS links it (CARGO_TOOLS)
+            cargo_tools=("oha",),
+        ),
+        Purpose(
+            "test",
+            "the kit's own tests: all of the above, umoci and a local registry",
+            {"umoci": "umoci", "docker-registry": "docker-registry"},
+        ),
+    )
 }
-# Libraries a CARGO_TOOLS build links (no program to look for on PATH)
-DEBIAN_LIBRARIES = ("libssl-dev",)
+ALL = "test"  # what `test` needs: every purpose's tools
+
+
+def parse_purposes(spec: str | None) -> tuple[Purpose, ...]:
+    """`build,package` -> those purposes; None or "test" -> every purpose. ConfigError (exit 2)
+    for a name the kit does not know, with the close match."""
+    names = [n.strip() for n in (spec or ALL).split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--for names no purpose.", hint=f"One or more of: {', '.join(PURPOSES)}")
+    for n in names:
+        if n not in PURPOSES:
+            close = difflib.get_close_matches(n, PURPOSES, n=1)
+            raise ConfigError(
+                f"Unknown set-up purpose {n!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + ".",
+                hint=f"Purposes: {', '.join(PURPOSES)} (comma-separated).",
+            )
+    if ALL in names:
+        return tuple(PURPOSES.values())
+    return tuple(PURPOSES[n] for n in dict.fromkeys(names))
+
+
 # Debian's Rust whose sysroot carries its own std source (see ../shared/TOOLCHAIN.md).
 DEBIAN_RUST_WITH_SOURCE = ("rustc-web", "cargo-web", "rust-web-src")
 DEBIAN_RUST_SYSROOT = Path("/usr")
 LINKED_TOOLCHAIN = "debian-web"
 
 
-def _is_debian() -> bool:
-    return Path("/etc/debian_version").exists()
-
-
-def _can_apt() -> bool:
-    return _is_debian() and os.geteuid() == 0 and runner.which("apt-get") is not None
-
-
-def missing_debian_packages() -> list[str]:
-    pkgs = [pkg for prog, pkg in DEBIAN_PACKAGES.items() if runner.which(prog) is None]
-    pkgs += [lib for lib in DEBIAN_LIBRARIES if not _dpkg_installed(lib)]
-    if _needs_std_source():
+def missing_debian_packages(purposes: Sequence[Purpose]) -> list[str]:
+    pkgs = [pkg for p in purposes for prog, pkg in p.programs.items() if runner.which(prog) is None]
+    pkgs += [lib for p in purposes for lib in p.libraries if not _dpkg_installed(lib)]
+    if any(p.std_source for p in purposes) and _needs_std_source():
         pkgs += [p for p in DEBIAN_RUST_WITH_SOURCE if not _dpkg_installed(p)]
     return sorted(set(pkgs))
 
@@ -76,21 +143,50 @@ def _needs_std_source() -> bool:
     return False
 
 
+def _is_debian() -> bool:
+    return Path("/etc/debian_version").exists()
+
+
+def apt_prefix() -> list[str]:
+    """How apt-get runs here: as it is when root; through `sudo -n env …` (no password
+    prompt, which would hang a CI job; sudo resets the environment, so DEBIAN_FRONTEND goes
+    through env) for a user with passwordless sudo, as on a hosted runner. ToolMissingError
+    (exit 3) with the exact command otherwise."""
+    if os.geteuid() == 0:
+        return ["env", *APT_ENV]
+    if runner.which("sudo") is not None:
+        try:
+            runner.run(["sudo", "-n", "true"], echo=False, what="sudo -n true", timeout=30)
+        except CommandFailedError:
+            pass
+        else:
+            return ["sudo", "-n", "env", *APT_ENV]
+    raise ToolMissingError(
+        "Installing system packages needs root or passwordless sudo, and this user has neither.",
+    )
+
+
+APT_ENV = ("DEBIAN_FRONTEND=noninteractive",)
+
+
 def install_system_packages(pkgs: list[str]) -> None:
     if not pkgs:
         return
-    if not _can_apt():
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *pkgs]
+    if not _is_debian() or runner.which("apt-get") is None:
         raise ToolMissingError(
             "Missing system packages: " + ", ".join(pkgs),
-            hint="Run as root: apt-get update && apt-get install -y " + " ".join(pkgs),
+            hint="This is not Debian (no apt-get); install their equivalents.",
         )
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    runner.run(["apt-get", "update", "-qq"], env=env, what="apt-get update")
-    runner.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *pkgs],
-        env=env,
-        what="apt-get install",
-    )
+    try:
+        prefix = apt_prefix()
+    except ToolMissingError as e:
+        raise ToolMissingError(
+            f"Missing system packages: {', '.join(pkgs)}. {e.message}",
+            hint="Run as root: apt-get update && " + " ".join(command),
+        ) from None
+    runner.run([*prefix, "apt-get", "update", "-qq"], what="apt-get update")
+    runner.run([*prefix, *command], what="apt-get install")
 
 
 def link_source_toolchain() -> None:
@@ -122,9 +218,11 @@ CARGO_TOOLS: dict[str, tuple[str, tuple[str, ...], Callable[[], str | None]]] = 
 }
 
 
-def install_cargo_tools() -> None:
-    """Every tool of CARGO_TOOLS not installed at its pinned version (`cargo install --locked`)."""
-    for name, (version, extra, probe) in CARGO_TOOLS.items():
+def install_cargo_tools(names: Sequence[str]) -> None:
+    """Each named tool of CARGO_TOOLS not installed at its pinned version (`cargo install
+    --locked`)."""
+    for name in names:
+        version, extra, probe = CARGO_TOOLS[name]
         if probe() == version:
             continue
         console.info(f"installing {name} {version} (cargo install --locked)")
@@ -166,19 +264,24 @@ def install_python_packages(reqs: list[str]) -> None:
         toolchain.cargo_zigbuild_version.cache_clear()
 
 
-def setup(root: Path | None = None) -> None:
+def setup(root: Path | None = None, purposes: str | None = None) -> None:
+    """Install what `purposes` (comma-separated; default: everything) need and is missing."""
+    chosen = parse_purposes(purposes)
+    console.info(f"set-up for: {', '.join(p.name for p in chosen)}")
     pyproject = (root or Path.cwd()) / "pyproject.toml"
     if pyproject.is_file():
         wrong = missing_python_packages(pinned_requirements(pyproject))
         if wrong:
             console.info(f"installing pinned Python packages: {' '.join(wrong)}")
         install_python_packages(wrong)
-    pkgs = missing_debian_packages()
+    pkgs = missing_debian_packages(chosen)
     if pkgs:
         console.info(f"installing system packages: {' '.join(pkgs)}")
     install_system_packages(pkgs)
-    link_source_toolchain()
-    install_cargo_tools()
+    builds = any(p.std_source for p in chosen)
+    if builds:
+        link_source_toolchain()
+    install_cargo_tools([t for p in chosen for t in p.cargo_tools])
     for fn in (toolchain.zig, toolchain.cargo_zigbuild_version):
         fn.cache_clear()
     if toolchain.zig() is None or toolchain.cargo_zigbuild_version() is None:
@@ -186,8 +289,9 @@ def setup(root: Path | None = None) -> None:
             "zig or cargo-zigbuild is missing from this Python environment.",
             hint="python3 -m pip install -e .   (pins ziglang and cargo-zigbuild)",
         )
-    for t in SHIPPING_TARGETS:
-        plan = toolchain.choose_std(t, toolchain.rust_toolchains())
-        std = "from its source" if plan.from_source else "prebuilt"
-        console.success(f"{t.triple}: toolchain {plan.toolchain.name}, std {std}")
+    if builds:
+        for t in SHIPPING_TARGETS:
+            plan = toolchain.choose_std(t, toolchain.rust_toolchains())
+            std = "from its source" if plan.from_source else "prebuilt"
+            console.success(f"{t.triple}: toolchain {plan.toolchain.name}, std {std}")
     console.success(f"host {host_arch()}: set-up complete")

@@ -7,6 +7,8 @@ run). An unexpected exception in a gate keeps its full stack here; the console s
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kit.core import fs
@@ -110,8 +112,17 @@ def report_paths(opts: Options) -> tuple[Path, Path]:
     return paths.release_report_md, paths.release_report_json
 
 
-def write_report(opts: Options, checklist: Checklist) -> tuple[Path, Path]:
+def write_report(
+    opts: Options, checklist: Checklist, environ: Mapping[str, str] = os.environ
+) -> tuple[Path, Path]:
+    """report.json and report.md; in a GitHub Actions job also the job's summary page: the same
+    Markdown appended to the file $GITHUB_STEP_SUMMARY names (GitHub renders it on the run)."""
     md, js = report_paths(opts)
     write_record(js, report_of(checklist))
-    fs.write_text(md, render_markdown(checklist))
+    text = render_markdown(checklist)
+    fs.write_text(md, text)
+    if summary := environ.get("GITHUB_STEP_SUMMARY"):
+        # appended, not replaced: earlier steps of the job may have written theirs
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
     return md, js

@@ -17,6 +17,7 @@ such case. Multi-line strings are written as literal blocks so `run:` scripts st
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,37 @@ from kit.core.targets import Target, parse_targets
 WORKFLOW_PATH = Path(".github/workflows/release.yml")
 MATRIX_PATH = Path(".github/matrix.json")
 PYTHON_VERSION = "3.11"
-# Actions pinned to their major version tags, as GitHub's own starter workflows do.
-CHECKOUT = "actions/checkout@v4"
-SETUP_PYTHON = "actions/setup-python@v5"
-UPLOAD = "actions/upload-artifact@v4"
-DOWNLOAD = "actions/download-artifact@v4"
+# Actions pinned by commit SHA, not by tag: a tag can be moved to other code, a commit cannot
+# (GitHub's security hardening guide). The release each SHA is goes beside it as a comment.
+PINNED_ACTIONS: dict[str, tuple[str, str]] = {
+    "actions/checkout": ("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
+    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
+    "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
+    # caches ~/.cargo and the target directory per job, keyed on Cargo.lock and the toolchain
+    "Swatinem/rust-cache": ("98c8021b550208e191a6a3145459bfc9fb29c4c0", "v2.8.0"),
+}
+
+
+def action(name: str) -> str:
+    return f"{name}@{PINNED_ACTIONS[name][0]}"
+
+
+CHECKOUT = action("actions/checkout")
+SETUP_PYTHON = action("actions/setup-python")
+UPLOAD = action("actions/upload-artifact")
+DOWNLOAD = action("actions/download-artifact")
+RUST_CACHE = action("Swatinem/rust-cache")
+# What each job sets up for (`invoke setup --for`, kit/machine/setup.py): nothing for the bench
+# or the kit's own tests.
+PACKAGE_SETUP = "invoke setup --for build,package"
+MERGE_SETUP = "invoke setup --for package"
+# The prebuilt std where rustup can fetch it (GitHub's runners); where it cannot, the step goes
+# on and `invoke setup` links a toolchain that builds std from source (kit/build/sysroot.py).
+RUSTUP_TARGET = (
+    'rustup target add ${{ matrix.triple }} || echo "::notice::no prebuilt std for '
+    '${{ matrix.triple }} here; invoke setup links a toolchain that builds it"'
+)
 # A native runner per architecture: GitHub's hosted x64 and arm64 Ubuntu images.
 RUNNERS = {"x86_64": "ubuntu-24.04", "aarch64": "ubuntu-24.04-arm"}
 ARTIFACT_PREFIX = "oci-"
@@ -74,15 +101,16 @@ def matrix(targets: tuple[Target, ...]) -> list[MatrixEntry]:
     ]
 
 
-def _setup_steps() -> list[dict[str, Any]]:
+def _setup_steps(purposes: str) -> list[dict[str, Any]]:
     return [
         {"uses": CHECKOUT},
         {"uses": SETUP_PYTHON, "with": {"python-version": PYTHON_VERSION}},
-        {"name": "Install the kit", "run": 'python -m pip install -e ".[test]"'},
+        {"name": "Install the kit", "run": "python -m pip install -e ."},
+        {"name": "Set up the machine", "run": purposes},
     ]
 
 
-def _package_job(entries: list[MatrixEntry], layout_dir: str) -> dict[str, Any]:
+def _package_job(entries: list[MatrixEntry], layout_dir: str, cache: str) -> dict[str, Any]:
     """One runner per target: build, package, upload that target's OCI layout."""
     return {
         "name": "package ${{ matrix.target }}",
@@ -92,9 +120,9 @@ def _package_job(entries: list[MatrixEntry], layout_dir: str) -> dict[str, Any]:
             "matrix": {"include": [e.as_dict() for e in entries]},
         },
         "steps": [
-            *_setup_steps(),
-            {"name": "Rust target", "run": "rustup target add ${{ matrix.triple }}"},
-            {"name": "Set up the toolchain", "run": "invoke setup"},
+            # The prebuilt std first: with it, setup links no toolchain to build std from source.
+            *_setup_steps(f"{RUSTUP_TARGET}\n{PACKAGE_SETUP}"),
+            {"uses": RUST_CACHE, "with": {"key": "${{ matrix.triple }}", "workspaces": cache}},
             {
                 "name": "Build",
                 "run": "invoke build --target ${{ matrix.target }} "
@@ -126,7 +154,7 @@ def _merge_job(entries: list[MatrixEntry], oci_dir: str, image: str) -> dict[str
         "needs": ["package"],
         "runs-on": RUNNERS["x86_64"],
         "steps": [
-            *_setup_steps(),
+            *_setup_steps(MERGE_SETUP),
             {
                 "name": "Download the per-target layouts",
                 "uses": DOWNLOAD,
@@ -150,13 +178,23 @@ def workflow(opts: Options, targets: tuple[Target, ...], allocator: Allocator) -
     """The workflow as data (pure)."""
     entries = matrix(targets)
     paths = Paths.of(opts)
+    # rust-cache's `workspaces`: the crate's directory -> the kit's target directory from there
+    crate = opts.manifest.parent
+    cache = f"{paths.relative(crate)} -> {os.path.relpath(paths.target, crate)}"
     return {
         "name": "release",
         "on": {"push": {"tags": ["v*"]}, "workflow_dispatch": {}},
         "permissions": {"contents": "read"},
-        "env": {"ALLOCATOR": allocator.name, "FORCE_COLOR": "1"},
+        # Logs are read after the fact: no animated progress from cargo or pip (the kit's own
+        # console prints one line per step under GITHUB_ACTIONS).
+        "env": {
+            "ALLOCATOR": allocator.name,
+            "CARGO_TERM_PROGRESS_WHEN": "never",
+            "PIP_PROGRESS_BAR": "off",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        },
         "jobs": {
-            "package": _package_job(entries, paths.relative(paths.layout(opts.image_name))),
+            "package": _package_job(entries, paths.relative(paths.layout(opts.image_name)), cache),
             "merge": _merge_job(entries, paths.relative(paths.oci), opts.image_name),
         },
     }
@@ -202,11 +240,19 @@ HEADER = (
 )
 
 
+def with_release_comments(text: str) -> str:
+    """Each pinned `uses:` line followed by `# <release>`: a YAML comment, which PyYAML's
+    dumper cannot write, added to the exact lines it emitted (a SHA appears nowhere else)."""
+    for name, (sha, release) in PINNED_ACTIONS.items():
+        text = text.replace(f"uses: {name}@{sha}\n", f"uses: {name}@{sha} # {release}\n")
+    return text
+
+
 def render(opts: Options, targets: tuple[Target, ...], allocator: Allocator) -> tuple[str, str]:
     """(release.yml, matrix.json) as text (pure, deterministic)."""
     wf = workflow(opts, targets, allocator)
     matrix_json = json.dumps({"include": [e.as_dict() for e in matrix(targets)]}, indent=2)
-    return HEADER + "\n" + to_yaml(wf), matrix_json + "\n"
+    return HEADER + "\n" + with_release_comments(to_yaml(wf)), matrix_json + "\n"
 
 
 def write_workflow(
@@ -223,9 +269,10 @@ def generate(
     opts: Options, *, targets: str | None = None, allocator: str | None = None
 ) -> tuple[Path, Path]:
     """`invoke ci-matrix`: targets are --target, else [tool.kit] targets; the allocator is
-    chosen by the one shipping policy (kit.bench.winner: --allocator, else the bench winner,
-    else the first configured one)."""
+    chosen by the one shipping policy from committed files (kit.bench.winner: --allocator,
+    else the committed baseline's winner, else the first configured one), so that a clean
+    clone generates the same bytes."""
     chosen = parse_targets(targets if targets is not None else list(opts.targets))
-    choice = shipping_allocator(opts, allocator)
+    choice = shipping_allocator(opts, allocator, committed=True)
     console.info(f"the workflow ships {choice.allocator.name} ({choice.source})")
     return write_workflow(opts, chosen, choice.allocator)

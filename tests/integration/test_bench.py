@@ -69,6 +69,18 @@ def test_quick_bench_end_to_end(quick_bench, root):
         elif s["kind"] == "command":  # rust_sample's stress, its metric read from its JSON line
             assert s["ops_per_sec"] > 0 and s["wall_s"] > 0.2
             assert s["peak_rss_kb"] > 0 and s["exit_code"] == 0
+    # callgrind counted the 1-thread shapes once per variant, each with its fixed-work argv
+    counted = results["instructions"]
+    assert counted["tool"] == "callgrind" and counted["version"].startswith("3.")
+    ir = {(c["variant"], c["scenario"]): c for c in counted["cells"]}
+    t1 = [f"stress-{p}-t1" for p in ("local", "steady", "cache", "realloc")]
+    assert set(ir) == {(v, sc) for v in keys for sc in t1}
+    assert ir[("musl-system", "stress-realloc-t1")]["argv"][-2:] == ["--ops", "2000"]
+    assert ir[("musl-system", "stress-local-t1")]["argv"][-2:] == ["--ops", "100000"]
+    # mallocng runs more instructions per op than jemalloc's thread cache: a real difference
+    # the count shows without noise (the same binary counts the same way twice)
+    local = {v: ir[(v, "stress-local-t1")]["instructions"] for v in keys}
+    assert local["musl-system"] > 1.5 * local["musl-jemalloc"] > 0
     assert results["tools"]["load_generator"]["version"].startswith("wrk")
     assert results["machine"]["cores"] >= 1
     iso = results["isolation"]
@@ -97,6 +109,7 @@ def test_quick_bench_end_to_end(quick_bench, root):
     assert report.startswith("# Allocator benchmark\n\n**Verdict: ")
     assert "## Verdict" in report and "coordinated omission" in report
     assert "## Counters (wait4)" in report and "Isolation: " in report
+    assert "## Instruction counts (callgrind)" in report
     assert "## Latency at a fixed rate (oha, open loop)" in report
     assert "## Memory over time (soak)" in report
     assert results["tools"]["open_loop_generator"]["version"] == "oha 1.16.0"

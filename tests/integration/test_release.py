@@ -168,7 +168,9 @@ def test_release_check_passes_end_to_end(kit, quick_bench) -> None:
         "KIT_BENCH_BASELINE": str(reports / "bench" / "winner.json"),
         "KIT_IMAGE_NAME": "kit-test-e2e",
     }
-    done = kit("release-check", env=env)
+    # The workflow gate is left out here only: another image name and baseline would make
+    # the committed workflow stale by design; test_the_committed_workflow_is_fresh runs it.
+    done = kit("release-check", "--skip", "workflow", env=env)
     report = read_record(ReleaseReport, reports / "release" / "report.json")
     statuses = {g.name: str(g.status) for g in report.gates}
     print(
@@ -176,7 +178,20 @@ def test_release_check_passes_end_to_end(kit, quick_bench) -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert tuple(statuses) == GATE_NAMES  # every gate, in checklist order
+    assert statuses.pop("workflow") == "skipped"
     assert set(statuses.values()) == {"passed"}, statuses
+
+
+def test_the_committed_workflow_is_fresh(kit, tmp_path: Path) -> None:
+    """The repository's own .github/workflows/release.yml is what `invoke ci-matrix` makes from
+    committed files, in this clone as on any other; and in a GitHub Actions job the checklist
+    lands in the job's summary."""
+    summary = tmp_path / "summary.md"
+    env = {"KIT_REPORTS_DIR": str(tmp_path / "reports"), "GITHUB_STEP_SUMMARY": str(summary)}
+    done = kit("release-check", "--only", "workflow", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert summary.read_text().startswith("# Release check: PASSED")
+    assert "| workflow | ✅ passed" in summary.read_text()
 
 
 def test_release_check_fails_on_a_dynamic_binary(kit, tmp_path: Path) -> None:

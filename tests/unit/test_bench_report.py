@@ -613,3 +613,31 @@ def test_tunings_are_read_from_config_and_refuse_bad_names():
         _coerce(
             "bench_tunings", [{"name": "x", "allocator": "jemalloc", "env": {"A B": "1"}}], "test"
         )
+
+
+def test_instruction_counts_are_reported_as_exact_ratios_to_musl_system():
+    results = synthetic_results()
+    argv = ["stress", "-t", "1", "-p", "local", "--ops", "100000"]
+    results["instructions"] = {
+        "tool": "callgrind",
+        "version": "3.19.0",
+        "event": "Ir",
+        "cells": [
+            {"variant": v, "scenario": "stress-local-t1", "argv": argv, "instructions": n}
+            for v, n in (("musl-system", 400_000_000), ("musl-jemalloc", 100_000_000))
+        ],
+    }
+    text = report.render_report(results, analysis.summarise(results), analysis.decide(results))
+    section = text[text.index("## Instruction counts (callgrind)") :]
+    assert "callgrind 3.19.0" in section and "no interval" in section
+    assert "| stress-local-t1 | musl-system | 400.0 | 1.000 |" in section
+    assert "| stress-local-t1 | musl-jemalloc | 100.0 | 0.250 |  |" in section
+    assert "`stress -t 1 -p local --ops 100000`" in section
+    results["instructions"] = {"skipped": "valgrind is not on PATH"}
+    text = report.render_report(results, analysis.summarise(results), analysis.decide(results))
+    assert "Not counted: valgrind is not on PATH." in text
+
+
+def test_coverage_keeps_a_decimal_near_certainty():
+    assert report.coverage(0.996) == "99.6%" and report.coverage(0.984) == "98.4%"
+    assert report.coverage(0.75) == "75%" and report.coverage(1.0) == "100.0%"

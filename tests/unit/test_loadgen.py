@@ -93,3 +93,28 @@ def test_missing_wrk_is_a_tool_missing_error(monkeypatch):
     with pytest.raises(ToolMissingError) as info:
         loadgen.wrk_version()
     assert "apt-get install wrk" in (info.value.hint or "")
+
+
+CALLGRIND_OUT = """\
+# callgrind format
+version: 1
+creator: callgrind-3.19.0
+cmd:  /x/rust_sample stress --threads 1 --ops 1000
+events: Ir
+summary: 1287190
+
+fn=(1) 0x0000000000401000
+0 12
+totals: 1287190
+"""
+
+
+def test_callgrind_totals_are_read_from_its_output_file():
+    from kit.bench import callgrind
+
+    assert callgrind.parse_total(CALLGRIND_OUT) == 1_287_190
+    with pytest.raises(BenchError, match="no totals line"):
+        callgrind.parse_total("events: Ir\n")
+    argv = callgrind.argv(Path("/b/app"), ["stress", "--ops", "9"], Path("/t/cg.out"))
+    assert argv[:3] == ["valgrind", "--tool=callgrind", "--callgrind-out-file=/t/cg.out"]
+    assert argv[-4:] == ["/b/app", "stress", "--ops", "9"]  # the program's own argv last

@@ -134,3 +134,17 @@ def test_a_corrupt_winner_is_an_error_not_a_silent_fallback(opts):
     Paths.of(opts).winner.write_text('{"allocator": "jemalloc"}')
     with pytest.raises(RecordError):
         shipping_allocator(opts, None)
+
+
+def test_committed_files_only_read_the_baseline_not_the_local_winner(opts):
+    baseline = read_record(Winner, BASELINE)
+    local = baseline.model_copy(update={"allocator": "mimalloc"})
+    write_record(Paths.of(opts).winner, local)  # a local run's winner, never committed
+    assert shipping_allocator(opts, None).allocator.name == "mimalloc"
+    # no baseline in this project: the first configured, whatever the local winner says
+    assert shipping_allocator(opts, None, committed=True).source.startswith("fallback")
+    write_record(
+        opts.path(opts.bench_baseline), baseline.model_copy(update={"allocator": "system"})
+    )
+    choice = shipping_allocator(opts, None, committed=True)
+    assert choice.allocator.name == "system" and choice.source.startswith("committed baseline")

@@ -187,6 +187,15 @@ def test_report_is_written_as_md_and_a_record(tmp_path: Path) -> None:
     assert not list(md.parent.glob(".*.tmp"))
 
 
+def test_in_github_actions_the_report_is_appended_to_the_job_summary(tmp_path: Path) -> None:
+    opts = resolve_options(tmp_path, environ={})
+    res = run_gate(_gate(_buggy_gate), Context(opts, (X86_64_MUSL,), (SYSTEM,)))
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("## an earlier step's summary\n")
+    md, _ = write_report(opts, _checklist(res), {"GITHUB_STEP_SUMMARY": str(summary)})
+    assert summary.read_text() == "## an earlier step's summary\n" + md.read_text()
+
+
 def test_figures_json_cannot_hold_are_kept_as_text() -> None:
     res = GateResult(name="g", title="t", status=Status.PASSED, detail="", figures={"p": Path("x")})
     assert res.figures == {"p": "x"}

@@ -9,10 +9,17 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kit.core.allocators import MIMALLOC
+from kit.core.allocators import MIMALLOC, SYSTEM
 from kit.core.options import resolve_options
 from kit.core.targets import parse_targets
-from kit.release.workflow import HEADER, render, to_yaml, workflow, write_workflow
+from kit.release.workflow import (
+    HEADER,
+    PINNED_ACTIONS,
+    render,
+    to_yaml,
+    workflow,
+    write_workflow,
+)
 
 
 def _render(tmp_path: Path) -> tuple[str, str]:
@@ -148,3 +155,66 @@ def test_merging_per_runner_layouts_gives_the_one_machine_digest(tmp_path: Path)
     merged = oci.merge([layout.read_layout_dir(d) for d in dirs], repo="app")
     assert merged.digest == one_machine.digest
     assert merged.index_json == one_machine.index_json
+
+
+def test_actions_are_pinned_by_commit_with_the_release_beside_them(tmp_path: Path) -> None:
+    yml, _ = _render(tmp_path)
+    uses = [line.split("uses: ", 1)[1] for line in yml.splitlines() if "uses: " in line]
+    assert uses, "the workflow uses actions"
+    for ref in uses:
+        name, rest = ref.split("@", 1)
+        sha, _, comment = rest.partition(" # ")
+        assert len(sha) == 40 and all(c in "0123456789abcdef" for c in sha), ref
+        assert comment == PINNED_ACTIONS[name][1], ref  # e.g. "v4.2.2", for a reviewer
+    assert "Swatinem/rust-cache" in {u.split("@")[0] for u in uses}
+
+
+def test_each_job_sets_up_for_what_it_does_without_animated_progress(tmp_path: Path) -> None:
+    wf = yaml.safe_load(_render(tmp_path)[0])
+    runs = {
+        job: "\n".join(s.get("run", "") for s in spec["steps"]) for job, spec in wf["jobs"].items()
+    }
+    assert "invoke setup --for build,package" in runs["package"]
+    assert "invoke setup --for package" in runs["merge"]
+    assert "wrk" not in yml_text(tmp_path) and "--for test" not in yml_text(tmp_path)
+    # rustup's prebuilt std where it can fetch one; without, the step goes on to setup
+    assert "rustup target add ${{ matrix.triple }} ||" in runs["package"]
+    assert runs["package"].index("rustup target add") < runs["package"].index("invoke setup")
+    assert wf["env"]["CARGO_TERM_PROGRESS_WHEN"] == "never"
+    assert wf["env"]["PIP_PROGRESS_BAR"] == "off"
+    cache = next(s for s in wf["jobs"]["package"]["steps"] if "rust-cache" in s.get("uses", ""))
+    assert cache["with"]["workspaces"] == ". -> target"  # the crate dir -> the kit's target dir
+
+
+def yml_text(tmp_path: Path) -> str:
+    return _render(tmp_path)[0]
+
+
+def _project(tmp_path: Path) -> Path:
+    """A project whose committed workflow is what ci-matrix generates for it."""
+    opts = resolve_options(tmp_path, environ={})
+    write_workflow(opts, parse_targets(list(opts.targets)), SYSTEM)
+    return tmp_path
+
+
+def test_the_workflow_gate_fails_on_a_stale_workflow(tmp_path: Path, monkeypatch) -> None:
+    from kit.core.targets import X86_64_MUSL
+    from kit.release.context import Context
+    from kit.release.gates.workflow import gate_workflow
+    from kit.release.model import NotRun
+
+    root = _project(tmp_path)
+    opts = resolve_options(root, environ={}, flags={"allocators": "system"})
+    ctx = Context(opts, (X86_64_MUSL,), (SYSTEM,))
+    ok = gate_workflow(ctx)
+    assert ok.passed and "is what `invoke ci-matrix` generates" in ok.detail
+    wf = root / ".github/workflows/release.yml"
+    wf.write_text(wf.read_text().replace("v4.6.2", "v4.6.1"))  # edited by hand
+    stale = gate_workflow(ctx)
+    assert not stale.passed
+    assert ".github/workflows/release.yml is stale" in stale.detail
+    assert "-" in stale.detail and "v4.6.1" in stale.detail and "invoke ci-matrix" in stale.detail
+    (root / ".github/matrix.json").unlink()
+    wf.unlink()
+    with pytest.raises(NotRun, match=r"no workflow at \.github/workflows/release\.yml"):
+        gate_workflow(ctx)

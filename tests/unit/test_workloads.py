@@ -322,3 +322,51 @@ def test_lower_is_better_picks_the_fastest_and_orients_the_ratio():
     assert (
         tie.outcome == "equivalent" and tie.choice.name == "b" and "smallest binary" in tie.reason
     )
+
+
+def test_instruction_counts_take_the_first_matching_fixed_work_argv():
+    w = CommandWorkload.model_validate(
+        {
+            "name": "stress",
+            "key": "stress-{pattern}-t{threads}",
+            "argv": ["-t", "{threads}", "-p", "{pattern}", "-s", "{seconds}"],
+            "params": {"pattern": ["local", "realloc"], "threads": [1, "nproc"]},
+            "instructions": [
+                {
+                    "argv": ["-t", "1", "-p", "{pattern}", "--ops", "500"],
+                    "when": {"pattern": "realloc", "threads": 1},
+                },
+                {"argv": ["-t", "1", "-p", "{pattern}", "--ops", "90000"], "when": {"threads": 1}},
+            ],
+        }
+    )
+    ws = BenchWorkloads(command=(w,))
+    counts = {s.key: s.count.argv if s.count else None for s in scenarios(ws, cores=2)}
+    assert counts == {
+        "stress-local-t1": ("-t", "1", "-p", "local", "--ops", "90000"),
+        "stress-local-t2": None,  # several threads: callgrind would serialise them
+        "stress-realloc-t1": ("-t", "1", "-p", "realloc", "--ops", "500"),
+        "stress-realloc-t2": None,
+    }
+    assert w.count_for({"pattern": "local", "threads": 2}, 2) is None
+    counted = next(s for s in scenarios(ws, cores=2) if s.count)
+    assert counted.count is not None and counted.count.regex is None  # the count is Ir itself
+
+
+@pytest.mark.parametrize(
+    ("instructions", "needles"),
+    [
+        ('[{ argv = ["--for", "{seconds}"] }]', ["{seconds}", "not a placeholder"]),
+        ('[{ argv = ["x"], when = { level = 1 } }]', ["instructions.when names level"]),
+        ("[{ when = { threads = 1 } }]", ["instructions.0.argv"]),
+    ],
+)
+def test_bad_instruction_counts_are_config_errors(tmp_path, instructions, needles):
+    table = (
+        f'{TABLE}.command]]\nname = "a"\nparams = {{ threads = [1, 2] }}\n'
+        f"instructions = {instructions}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        resolve_options(crate(tmp_path, table))
+    for needle in needles:
+        assert needle in info.value.message

@@ -12,12 +12,14 @@ from kit.release.gates.image import (
     gate_size,
 )
 from kit.release.gates.source import gate_cargo_test, gate_clean_tree, gate_lint, gate_version
+from kit.release.gates.workflow import gate_workflow
 from kit.release.model import Gate
 
 GATES: tuple[Gate, ...] = (
     Gate("version", "version consistency (Cargo.toml vs tag at HEAD)", gate_version),
     Gate("clean-tree", "clean work tree", gate_clean_tree),
     Gate("lint", "lint (ruff; cargo fmt, clippy -D warnings)", gate_lint),
+    Gate("workflow", "the committed CI workflow is what ci-matrix generates", gate_workflow),
     Gate("cargo-test", "the crate's own cargo test", gate_cargo_test),
     Gate("build", "build matrix: static and allocator gates", gate_build),
     Gate("qemu-smoke", "foreign-arch binaries run under qemu-user", gate_qemu_smoke),
