@@ -31,6 +31,7 @@ from kit.core import console
 from kit.core.options import Options, find_root, resolve_options
 
 __all__ = [
+    "attest",
     "bench",
     "build",
     "ci_matrix",
@@ -38,9 +39,11 @@ __all__ = [
     "cross_image",
     "doctor",
     "package",
+    "publish",
     "release_check",
     "setup",
     "smoke",
+    "verify",
 ]
 VERBOSE = "stream the output of cargo and other long commands as it comes"
 
@@ -180,6 +183,62 @@ def package(
         package_command(opts, target, allocator, check_reproducible, dirs)
 
 
+@task(
+    help={
+        "to": "REGISTRY/REPOSITORY to push to, e.g. registry.example.com/team/app",
+        "ca-cert": "a CA certificate (PEM) to trust for this registry (TLS is always verified)",
+        "image-refs": "where to write the name@sha256 line (default: dist/oci/<image>.refs)",
+        "crate": CRATE,
+    },
+)
+def publish(
+    c: Context,
+    to: str | None = None,
+    ca_cert: str | None = None,
+    image_refs: str | None = None,
+    crate: str | None = None,
+) -> None:
+    """Push the packaged multi-arch image to a registry by digest (skopeo); write its refs."""
+    from kit.image.publish import publish as run_publish
+
+    with session(c):
+        run_publish(
+            _opts(c, crate),
+            to or "",
+            ca_cert=Path(ca_cert) if ca_cert else None,
+            refs_file=Path(image_refs) if image_refs else None,
+        )
+
+
+@task(
+    help={
+        "key": "the signing key, a PEM private key (default: KIT_SIGNING_KEY)",
+        "crate": CRATE,
+    }
+)
+def attest(c: Context, key: str | None = None, crate: str | None = None) -> None:
+    """Attach each platform's SBOM and a signed SLSA provenance to the packaged image."""
+    from kit.release.attest import attest as run_attest
+
+    with session(c):
+        run_attest(_opts(c, crate), Path(key) if key else None)
+
+
+@task(
+    positional=["image"],
+    help={
+        "image": "a layout directory (dist/oci/NAME) or REGISTRY/REPOSITORY@sha256:…",
+        "key": "the public key (PEM) the provenance must be signed with",
+    },
+)
+def verify(c: Context, image: str, key: str | None = None) -> None:
+    """Check an image's signed provenance, its subjects and its SBOMs against the image."""
+    from kit.release.attest import verify as run_verify
+
+    with session(c):
+        run_verify(_opts(c), image, Path(key) if key else None)
+
+
 @task(help={"crate": CRATE})
 def smoke(c: Context, crate: str | None = None) -> None:
     """Load the host-arch image into Docker, run it locked down, probe it (the crate's smoke
@@ -247,8 +306,8 @@ def release_check(
 
 @task(
     help={
-        "allocator": "allocator the workflow ships (default: the bench winner, see "
-        "kit/bench/winner.py)",
+        "allocator": "allocator the workflow ships (default: the committed baseline's winner, "
+        "see kit/bench/winner.py)",
         "target": "targets, one runner each (default: [tool.kit] targets)",
     }
 )

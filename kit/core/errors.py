@@ -87,6 +87,24 @@ class ReleaseCheckFailed(KitError):
     exit_code = 10
 
 
+class RegistryAuthError(KitError):
+    """A registry refused the credentials (or asked for some and none were given)."""
+
+    exit_code = 11
+
+
+class RegistryTLSError(KitError):
+    """A registry's TLS certificate is not trusted (unknown authority, wrong name, expired)."""
+
+    exit_code = 12
+
+
+class VerifyError(KitError):
+    """An image's attestations do not hold: a signature, a subject or an SBOM does not match."""
+
+    exit_code = 13
+
+
 class Interrupted(KitError):
     """Ctrl-C: the conventional 128 + SIGINT."""
 

@@ -37,6 +37,18 @@ from kit.core.workloads import BenchWorkloads, Tuning
 CROSS_IMAGE_SETTINGS = ("auto", "kit", "cross")  # option cross-image
 
 ENV_PREFIX = "KIT_"
+# KIT_ variables that are not options: secrets, keys and per-registry trust, read only where
+# they are used (kit.image.publish, kit.release.attest), so that no setting listing or record
+# ever shows them.
+NOT_OPTIONS = frozenset(
+    {
+        "KIT_REGISTRY_USERNAME",
+        "KIT_REGISTRY_PASSWORD",
+        "KIT_REGISTRY_CA",
+        "KIT_SIGNING_KEY",
+        "KIT_SIGNING_KEY_PASSWORD",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,7 +311,7 @@ def resolve_options(
             var[len(ENV_PREFIX) :].lower(), raw, f"env {var}", f"Unknown environment variable {var}"
         )
         for var, raw in environ.items()
-        if var.startswith(ENV_PREFIX)
+        if var.startswith(ENV_PREFIX) and var not in NOT_OPTIONS
     ]
     given = [
         _Setting(k, v, "flag", f"Unknown option {k!r}")

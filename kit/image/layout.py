@@ -12,14 +12,18 @@ what is missing, never with a KeyError.
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import re
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
+from kit.core import fs
 from kit.core.errors import PackageError
 from kit.image.archive import FileEntry, layer_tar
 from kit.image.oci import (
@@ -32,6 +36,7 @@ from kit.image.oci import (
     canonical_json,
     sha256_digest,
 )
+from kit.image.referrers import Attachment, fallback_tag, is_fallback_tag, referrers_index
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 # Only sha256, the one algorithm the kit writes; the check also keeps a crafted digest from
@@ -238,6 +243,10 @@ def read_layout(get: Get, where: str) -> Layout:
     if raw_index_json is None:
         raise PackageError(f"{where} is not an OCI layout (no index.json).")
     top = _parse(IndexDoc, raw_index_json, f"{where}/index.json")
+    # entries under a referrers fallback tag (sha256-<hex>) are attachments, not the image
+    top.manifests = [
+        e for e in top.manifests if not is_fallback_tag(e.annotations.get(ANN_REF_NAME, ""))
+    ]
     if not top.manifests:
         raise PackageError(f"{where}/index.json lists no image.")
     if len({e.digest for e in top.manifests}) != 1 or top.manifests[0].media_type != MEDIA_INDEX:
@@ -259,6 +268,94 @@ def read_layout_dir(path: Path) -> Layout:
     if not path.is_dir():
         raise PackageError(f"{path} is not a directory.")
     return read_layout(get, str(path))
+
+
+def layer_file(image: PlatformImage, name: str) -> bytes | None:
+    """A regular file's bytes from a platform image's layers (the last layer that has it)."""
+    found = None
+    for layer in image.layers:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer.data))) as tar:
+            try:
+                member = tar.getmember(name)
+            except KeyError:
+                continue
+            f = tar.extractfile(member) if member.isfile() else None
+            if f is not None:
+                found = f.read()
+    return found
+
+
+def image_tags(path: Path) -> dict[str, str]:
+    """tag -> digest of the image's own tags (not the attachments' fallback tags)."""
+    return {t: d for t, d in index_tags(path).items() if not is_fallback_tag(t)}
+
+
+# --- attachments (OCI 1.1 referrers, kit.image.referrers) -------------------------------------
+
+
+def write_attachments(dest: Path, attachments: Sequence[Attachment]) -> list[str]:
+    """Add attachments to the layout at `dest`: their blobs, and per subject a fallback tag
+    (`sha256-<hex>`) in index.json naming the index of its referrers, replacing the one it
+    had. Blobs are content-addressed, so they are written first; index.json last, atomically:
+    an interruption leaves the layout as it was, plus unreferenced blobs. The tags written."""
+    by_subject: dict[str, list[Attachment]] = {}
+    for a in attachments:
+        by_subject.setdefault(a.subject["digest"], []).append(a)
+    top = json.loads((dest / "index.json").read_bytes())
+    tags = {fallback_tag(d): d for d in by_subject}
+    entries = [
+        e for e in top["manifests"] if e.get("annotations", {}).get(ANN_REF_NAME) not in tags
+    ]
+    for tag, subject in tags.items():
+        index = referrers_index(by_subject[subject])
+        for blob in (*(b for a in by_subject[subject] for b in a.blobs), index):
+            path = dest / blob_path(blob.digest)
+            if not path.is_file():
+                fs.write_bytes(path, blob.data)
+        entries.append(index.descriptor(annotations={ANN_REF_NAME: tag}))
+    top["manifests"] = entries
+    fs.write_bytes(dest / "index.json", canonical_json(top))
+    return list(tags)
+
+
+@dataclass(frozen=True)
+class Found:
+    """An attachment as read back: its manifest (parsed and raw) and its payload, verified."""
+
+    manifest: dict[str, Any]
+    manifest_digest: str
+    payload: bytes
+
+    @property
+    def artifact_type(self) -> str:
+        return str(self.manifest.get("artifactType", ""))
+
+
+def read_attachments(path: Path, subject_digest: str) -> list[Found]:
+    """The attachments of `subject_digest` in the layout at `path`, each blob checked against
+    its digest and size ([] when the subject has none)."""
+    tag = fallback_tag(subject_digest)
+    top = _parse(IndexDoc, (path / "index.json").read_bytes(), f"{path}/index.json")
+    entry = next((e for e in top.manifests if e.annotations.get(ANN_REF_NAME) == tag), None)
+    if entry is None:
+        return []
+
+    def get(rel: str) -> bytes | None:
+        p = path / rel
+        return p.read_bytes() if p.is_file() else None
+
+    what = f"{path} referrers of {subject_digest}"
+    index = _parse(IndexDoc, _fetch(get, entry, what), what)
+    found = []
+    for desc in index.manifests:
+        raw = _fetch(get, desc, f"{what}: artifact manifest")
+        doc = json.loads(raw)
+        manifest = _parse(ManifestDoc, raw, f"{what}: artifact manifest {desc.digest}")
+        if len(manifest.layers) != 1:
+            raise PackageError(f"{what}: artifact {desc.digest} has {len(manifest.layers)} layers.")
+        payload = _fetch(get, manifest.layers[0], f"{what}: artifact {desc.digest} payload")
+        found.append(Found(doc, desc.digest, payload))
+    return found
 
 
 def index_tags(path: Path) -> dict[str, str]:

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from kit.build.project import Project, read_project
+from kit.build.run import build_matrix
+from kit.core.allocators import MIMALLOC
+from kit.core.options import Options, resolve_options
+from kit.core.targets import SHIPPING_TARGETS
+from kit.image.report import PackageReport
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -75,3 +82,38 @@ def quick_bench(tmp_path_factory):
         )
     assert outcome is not None  # None only in a dry run
     return reports, outcome
+
+
+def _opts(base: Path, **flags) -> Options:
+    return resolve_options(
+        ROOT,
+        flags={
+            "dist_dir": str(base / "dist"),
+            "reports_dir": str(base / "reports"),
+            "target_dir": os.environ.get("KIT_TARGET_DIR", str(ROOT / "target")),
+            **flags,
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return read_project(resolve_options(ROOT).manifest)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Options:
+    """One build of both arches with mimalloc in a temp dist/ that shares the repo's cargo
+    target dir (the package, publish and attest tests use it)."""
+    opts = _opts(tmp_path_factory.mktemp("pkg"))
+    build_matrix(opts, project, SHIPPING_TARGETS, (MIMALLOC,))
+    return opts
+
+
+@pytest.fixture(scope="session")
+def packaged(built: Options, project: Project) -> PackageReport:
+    from kit.image.package import package
+
+    report = package(built, project, targets="all", allocator="mimalloc")
+    assert report is not None  # None only in a dry run
+    return report

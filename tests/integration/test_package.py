@@ -18,61 +18,29 @@ from pathlib import Path
 
 import pytest
 
-from kit.build.project import Project, read_project
+from kit.build.project import Project
 from kit.build.record import read_build_record, write_build_record
-from kit.build.run import build_matrix
 from kit.core import engine
-from kit.core.allocators import MIMALLOC
 from kit.core.errors import GateError, PackageError, SmokeError
-from kit.core.options import Options, resolve_options
+from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.probes import CliProbe, Request, Smoke
-from kit.core.targets import SHIPPING_TARGETS
 from kit.image import layout, oci
 from kit.image.container import smoke
 from kit.image.package import merge, package
 from kit.image.report import PackageReport, read_smoke_report
+from tests.integration.conftest import ROOT
 from tests.unit.test_oci import HandMade
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SMOKE_LABEL = "dev.static-rust-kit.smoke=1"
-
-
-def _opts(base: Path, **flags) -> Options:
-    return resolve_options(
-        ROOT,
-        flags={
-            "dist_dir": str(base / "dist"),
-            "reports_dir": str(base / "reports"),
-            "target_dir": os.environ.get("KIT_TARGET_DIR", str(ROOT / "target")),
-            **flags,
-        },
-    )
-
-
-@pytest.fixture(scope="session")
-def project() -> Project:
-    return read_project(resolve_options(ROOT).manifest)
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Options:
-    opts = _opts(tmp_path_factory.mktemp("pkg"))
-    build_matrix(opts, project, SHIPPING_TARGETS, (MIMALLOC,))
-    return opts
 
 
 def _package(opts: Options, project: Project, **kw) -> PackageReport:
     report = package(opts, project, **kw)
     assert report is not None  # None only in a dry run
     return report
-
-
-@pytest.fixture(scope="session")
-def packaged(built: Options, project: Project) -> PackageReport:
-    return _package(built, project, targets="all", allocator="mimalloc")
 
 
 def skopeo(*args: str) -> str:

@@ -1,4 +1,4 @@
-"""The local registry's config and the layout digest lookup (pure; no registry started)."""
+"""The local registry's config and a layout's tags (pure; no registry started)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from kit.core.errors import PackageError
 from kit.image import oci
-from kit.image.registry import Registry, local_index_digest, render_config
+from kit.image.layout import image_tags, index_tags
+from kit.image.registry import Security, render_config
 
 
 def test_config_binds_loopback_with_its_own_storage(tmp_path: Path) -> None:
@@ -18,10 +19,12 @@ def test_config_binds_loopback_with_its_own_storage(tmp_path: Path) -> None:
     assert f"rootdirectory: {tmp_path / 'store'}" in text
 
 
-def test_references_by_tag_and_by_digest() -> None:
-    reg = Registry("127.0.0.1", 5123)
-    assert reg.ref("img", "0.1.0") == "docker://127.0.0.1:5123/img:0.1.0"
-    assert reg.ref("img", "sha256:ab") == "docker://127.0.0.1:5123/img@sha256:ab"
+def test_a_registry_with_tls_and_auth_is_configured_as_distribution_documents(tmp_path):
+    sec = Security(tmp_path / "s.crt", tmp_path / "s.key", tmp_path / "htpasswd")
+    text = render_config(tmp_path / "store", 5123, security=sec)
+    assert f"  tls:\n    certificate: {sec.cert}\n    key: {sec.key}\n" in text
+    assert f"auth:\n  htpasswd:\n    realm: kit\n    path: {sec.htpasswd}\n" in text
+    assert text.index("  tls:") < text.index("  headers:")  # under http:
 
 
 def _entry(digest: str, tag: str | None) -> dict[str, object]:
@@ -31,21 +34,26 @@ def _entry(digest: str, tag: str | None) -> dict[str, object]:
     return entry
 
 
-def test_local_index_digest_by_tag(tmp_path: Path) -> None:
+def test_tags_by_name_and_the_attachments_apart(tmp_path: Path) -> None:
+    fallback = "sha256-" + "d" * 64
     entries = [
         _entry("sha256:aa", "0.1.0"),
-        _entry("sha256:bb", "1234567"),
+        _entry("sha256:aa", "1234567"),
         _entry("sha256:cc", None),
+        _entry("sha256:dd", fallback),  # an attachment's fallback tag (OCI 1.1 referrers)
     ]
     (tmp_path / "index.json").write_text(json.dumps({"manifests": entries}))
-    assert local_index_digest(tmp_path, "1234567") == "sha256:bb"
-    with pytest.raises(PackageError, match=r"no image tagged 'latest' \(tags: 0\.1\.0, 1234567\)"):
-        local_index_digest(tmp_path, "latest")
+    assert index_tags(tmp_path) == {
+        "0.1.0": "sha256:aa",
+        "1234567": "sha256:aa",
+        fallback: "sha256:dd",
+    }
+    assert image_tags(tmp_path) == {"0.1.0": "sha256:aa", "1234567": "sha256:aa"}
 
 
 def test_a_missing_or_malformed_index_is_a_package_error(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="not a readable OCI layout"):
-        local_index_digest(tmp_path / "missing", "0.1.0")
+        index_tags(tmp_path / "missing")
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"annotations": {}}]}))
     with pytest.raises(PackageError, match=r"manifests\.0\.digest is missing"):
-        local_index_digest(tmp_path, "0.1.0")
+        index_tags(tmp_path)

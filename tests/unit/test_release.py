@@ -37,7 +37,7 @@ def test_select_only_and_skip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("only", "skip", "close"), [("buld", None, "build"), (None, "regsitry", "registry")]
+    ("only", "skip", "close"), [("buld", None, "build"), (None, "pubilsh", "publish")]
 )
 def test_unknown_gate_names_suggest(only: str | None, skip: str | None, close: str) -> None:
     with pytest.raises(ConfigError, match=f"Perhaps you meant '{close}'"):

@@ -7,7 +7,8 @@ from kit.release.gates.bench import gate_bench
 from kit.release.gates.build import gate_build, gate_qemu_smoke, gate_sbom
 from kit.release.gates.image import (
     gate_container_smoke,
-    gate_registry,
+    gate_provenance,
+    gate_publish,
     gate_reproducible,
     gate_size,
 )
@@ -28,6 +29,7 @@ GATES: tuple[Gate, ...] = (
     Gate("size-budget", "image size budget", gate_size),
     Gate("container-smoke", "container smoke (Docker)", gate_container_smoke),
     Gate("sbom", "SBOM (CycloneDX from cargo metadata)", gate_sbom),
-    Gate("registry", "push to a local registry, pull by digest", gate_registry),
+    Gate("provenance", "SBOMs and signed provenance attached, invoke verify", gate_provenance),
+    Gate("publish", "publish dry run: TLS and auth, pulled back by digest", gate_publish),
 )
 GATE_NAMES = tuple(g.name for g in GATES)
