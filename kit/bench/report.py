@@ -381,7 +381,7 @@ def _open_loop(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[s
                     v,
                     _us(c.get("p50_us")),
                     f"{_us(c['median'])} [{_us(c['ci'][0])}, {_us(c['ci'][1])}] "
-                    f"{c['coverage']:.0%}",
+                    + coverage(c["coverage"]),
                     _us(c.get("p99_9_us")),
                     fmt_ratio(base) if base else "-",
                     str(c.get("errors", 0)),

@@ -7,6 +7,8 @@ has one), lists no DT_NEEDED libraries.
 
 from __future__ import annotations
 
+import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ class ElfInfo:
     needed: tuple[str, ...]
     static_pie: bool
     allocators_found: frozenset[str] = field(default_factory=frozenset)
+    dep_list: bytes | None = None  # cargo-auditable's .dep-v0 section (zlib-compressed JSON)
 
     @property
     def is_static(self) -> bool:
@@ -52,9 +55,12 @@ def read_elf(path: Path) -> ElfInfo:
                 if isinstance(seg, InterpSegment):
                     interp = seg.get_interp_name()
             needed: list[str] = []
+            dep_list = None
             for sec in elf.iter_sections():
                 if isinstance(sec, DynamicSection):
                     needed += [str(t.needed) for t in sec.iter_tags("DT_NEEDED")]  # type: ignore[attr-defined]
+                elif sec.name == DEP_SECTION:
+                    dep_list = bytes(sec.data())
             return ElfInfo(
                 path=path,
                 machine=elf["e_machine"],
@@ -64,6 +70,7 @@ def read_elf(path: Path) -> ElfInfo:
                 needed=tuple(needed),
                 static_pie=elf["e_type"] == "ET_DYN" and interp is None,
                 allocators_found=frozenset(allocators.detect(data)),
+                dep_list=dep_list,
             )
     except FileNotFoundError:
         raise GateError(f"{path} does not exist.") from None
@@ -117,6 +124,28 @@ def allocator_gate(info: ElfInfo, allocator: str) -> GateResult:
             else f"expected only {allocator}, found {', '.join(sorted(found)) or 'none'}"
         )
     return GateResult("allocator-linked", ok, detail)
+
+
+DEP_SECTION = ".dep-v0"  # where cargo-auditable puts the dependency list
+
+
+def audit_gate(info: ElfInfo) -> GateResult:
+    """The binary carries its dependency list (cargo-auditable's .dep-v0: zlib-compressed JSON,
+    `{"packages": [{"name", "version", "source", "root"?, ...}]}`), with its root package:
+    what scanners (syft, trivy, cargo audit bin) read to find the crates in a scratch image."""
+    if info.dep_list is None:
+        return GateResult("auditable", False, f"no {DEP_SECTION} section")
+    try:
+        doc = json.loads(zlib.decompress(info.dep_list))
+        packages = doc["packages"]
+        roots = [p["name"] for p in packages if p.get("root")]
+    except (zlib.error, ValueError, KeyError, TypeError) as e:
+        return GateResult("auditable", False, f"{DEP_SECTION} is not a dependency list ({e})")
+    if not roots:
+        return GateResult("auditable", False, f"{DEP_SECTION} names no root package")
+    return GateResult(
+        "auditable", True, f"{DEP_SECTION}: {len(packages)} packages, root {', '.join(roots)}"
+    )
 
 
 def require(results: list[GateResult], what: str) -> None:

@@ -55,12 +55,14 @@ def probe_host() -> HostFacts:
         zig = toolchain.zig() is not None
         zigbuild = toolchain.cargo_zigbuild_version() is not None
         cross = toolchain.cross_version() is not None
+    auditable = bool(runner.which("cargo-auditable"))
     return HostFacts(
         arch=host_arch(),
         zig=zig,
         cargo_zigbuild=zigbuild,
         cross=cross,
         docker=facts is not None,
+        cargo_auditable=auditable,
     )
 
 
@@ -211,7 +213,15 @@ def plan_build(
         bins=opts.bins,
         route=route or (Route.LIBC if allocator.feature is None else Route.FEATURE),
         cross=setup,
+        # cargo-auditable runs on the host: not inside cross's container
+        auditable=opts.auditable and chosen.name != "cross",
     )
+    if req.auditable and not host.cargo_auditable:
+        raise ToolMissingError(
+            "cargo-auditable is not installed, and builds embed their dependency list with it "
+            "(the auditable setting).",
+            hint=f"{runner.INSTALL_HINTS['cargo-auditable']}; or set auditable = false.",
+        )
     return BuildPlan(req, chosen.name, chosen.plan(req))
 
 

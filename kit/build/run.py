@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kit.build import cross_image, sysroot, toolchain
 from kit.build.backends.cross import host_path
-from kit.build.elf import GateResult, allocator_gate, read_elf, require, static_gates
+from kit.build.elf import GateResult, allocator_gate, audit_gate, read_elf, require, static_gates
 from kit.build.inject import Injection, injection
 from kit.build.live import live_gate
 from kit.build.plan import BuildPlan, check_project, plan_matrix, relink, resolve_matrix
@@ -125,6 +125,8 @@ def gate_binary(path: Path, plan: BuildPlan, spec: Smoke, expected: str | None =
     info = read_elf(path)
     gates = static_gates(info, plan.target)
     gates.append(allocator_gate(info, want))
+    if plan.request.auditable:
+        gates.append(audit_gate(info))
     require(gates, f"{path.name} for {plan.label} ({info.describe()})")
     smoke = smoke_binary(path, plan.target, spec)
     # An injected allocator sits under Rust's System allocator: a binary that reports its

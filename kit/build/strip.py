@@ -19,6 +19,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from kit.build.elf import DEP_SECTION
 from kit.core import runner
 
 OBJCOPY = "llvm-objcopy"
@@ -55,8 +56,16 @@ def split_debug(exe: Path, work: Path) -> Split:
     stripped = work / exe.name
     runner.run([OBJCOPY, "--only-keep-debug", exe, debug], what="llvm-objcopy --only-keep-debug")
     # --add-gnu-debuglink records the file's base name and CRC32, found again beside the binary
+    # --keep-section: cargo-auditable's dependency list is what scanners read; it ships
     runner.run(
-        [OBJCOPY, "--strip-all", f"--add-gnu-debuglink={debug}", exe, stripped],
+        [
+            OBJCOPY,
+            "--strip-all",
+            f"--keep-section={DEP_SECTION}",
+            f"--add-gnu-debuglink={debug}",
+            exe,
+            stripped,
+        ],
         what="llvm-objcopy --strip-all",
     )
     shutil.copymode(exe, stripped)

@@ -263,12 +263,15 @@ def zig() -> Zig | None:
     return None
 
 
-def tool_version(argv: list[str]) -> str | None:
-    """`<tool> --version`'s first line, or None when the tool is missing or fails."""
+def tool_version(argv: list[str], *, whole: bool = False) -> str | None:
+    """`<tool> --version`'s first line (`whole`: all of its output), or None when the tool is
+    missing or fails."""
     try:
         out = runner.capture(argv)
     except (CommandFailedError, ToolMissingError):
         return None
+    if whole:
+        return out or None
     return out.splitlines()[0] if out else None
 
 
@@ -282,6 +285,18 @@ def cargo_zigbuild_version() -> str | None:
 def cross_version() -> str | None:
     v = tool_version(["cross", "--version"])
     return _version(v) if v else None
+
+
+CARGO_AUDITABLE_VERSION = "0.7.7"
+
+
+@functools.cache
+def cargo_auditable_version() -> str | None:
+    """The installed cargo-auditable's version, from cargo's own list of installed crates
+    (cargo-auditable has no --version of its own)."""
+    listing = tool_version(["cargo", "install", "--list"], whole=True)
+    m = re.search(r"^cargo-auditable v(\S+):", listing or "", re.MULTILINE)
+    return m[1] if m else None
 
 
 @functools.cache

@@ -77,6 +77,9 @@ class Options:
     # std built from source goes into that cache once per toolchain and target (a sysroot,
     # kit.build.sysroot); false: cargo's -Zbuild-std in each project's target dir instead
     std_cache: bool = True
+    # embed the resolved dependency list in each binary (cargo-auditable's .dep-v0 section), so
+    # scanners find the crates in a scratch image; cross builds cannot (it runs in a container)
+    auditable: bool = True
     # how to know a built binary (and its image) works: kit.core.probes
     smoke: Smoke = field(default_factory=Smoke)
     # packaging

@@ -56,6 +56,8 @@ INSTALL_HINTS: dict[str, str] = {
     "rustup": "install Rust with rustup (https://rustup.rs)",
     "cargo-zigbuild": "pip install cargo-zigbuild (or run `invoke setup`)",
     "cross": "invoke setup --for cross (cargo install cross --version 0.2.5 --locked)",
+    "cargo-auditable": "invoke setup --for build (cargo install cargo-auditable --version 0.7.7 "
+    "--locked)",
     "mmdebstrap": "apt-get install mmdebstrap (or `invoke setup --for cross`)",
     "qemu-aarch64-static": "apt-get install qemu-user-static (or `invoke setup --for build`)",
     "qemu-x86_64-static": "apt-get install qemu-user-static (or `invoke setup --for build`)",

@@ -3,6 +3,8 @@ run it, show the result."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kit.build.project import read_project
@@ -35,6 +37,19 @@ def package_command(
         f"{report.image}:{', '.join(report.tags.tags)} {report.index_digest} "
         f"in {report.timings_s.package:.2f}s"
     )
+    step_outputs(
+        {"digest": report.index_digest, "image": report.image, "layout": report.layout},
+        os.environ,
+    )
+
+
+def step_outputs(values: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """In a GitHub Actions step, `name=value` lines appended to $GITHUB_OUTPUT, so later steps
+    read them as `steps.<id>.outputs.<name>` (the workflow's attestation takes the digest)."""
+    out = environ.get("GITHUB_OUTPUT")
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.writelines(f"{k}={v}\n" for k, v in values.items())
 
 
 def smoke_command(opts: Options) -> None:

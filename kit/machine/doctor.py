@@ -103,7 +103,7 @@ def tool_checks() -> list[Check]:
         found.append(
             Check(t.qemu, path is not None, path or "not found (apt-get install qemu-user-static)")
         )
-    for tool in ("wrk", "skopeo", "umoci"):
+    for tool in ("wrk", "valgrind", "skopeo", "umoci"):
         path = runner.which(tool)
         found.append(
             Check(tool, path is not None, path or f"not found ({runner.INSTALL_HINTS[tool]})")

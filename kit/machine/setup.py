@@ -26,6 +26,7 @@ from pathlib import Path
 from kit.bench.openloop import OHA_VERSION
 from kit.build import toolchain
 from kit.build.backends.cross import CROSS_VERSION
+from kit.build.toolchain import CARGO_AUDITABLE_VERSION
 from kit.core import console, runner
 from kit.core.errors import CommandFailedError, ConfigError, ToolMissingError
 from kit.core.targets import SHIPPING_TARGETS, host_arch
@@ -59,6 +60,7 @@ PURPOSES: dict[str, Purpose] = {
                 # runs the other architecture's binaries in the build's smoke test
                 **{t.qemu: "qemu-user-static" for t in SHIPPING_TARGETS if t.arch != host_arch()},
             },
+            cargo_tools=("cargo-auditable",),
             std_source=True,
         ),
         Purpose(
@@ -208,6 +210,8 @@ def link_source_toolchain() -> None:
 # program -> (version, extra `cargo install` arguments, the cached version probe)
 CARGO_TOOLS: dict[str, tuple[str, tuple[str, ...], Callable[[], str | None]]] = {
     "cross": (CROSS_VERSION, (), toolchain.cross_version),
+    # embeds each binary's dependency list (.dep-v0) for scanners (kit/build/backends)
+    "cargo-auditable": (CARGO_AUDITABLE_VERSION, (), toolchain.cargo_auditable_version),
     # the open-loop load generator (kit/bench/openloop.py); native TLS links Debian's OpenSSL
     # (libssl-dev) instead of rustls' aws-lc, which would need cmake
     "oha": (

@@ -43,6 +43,8 @@ PINNED_ACTIONS: dict[str, tuple[str, str]] = {
     "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
     # caches ~/.cargo and the target directory per job, keyed on Cargo.lock and the toolchain
     "Swatinem/rust-cache": ("98c8021b550208e191a6a3145459bfc9fb29c4c0", "v2.8.0"),
+    # keyless SLSA provenance: signed with the job's OIDC identity through Sigstore
+    "actions/attest-build-provenance": ("4d101475d8b20a2381f78447822ac1eab6504dd8", "v4.2.2"),
 }
 
 
@@ -55,6 +57,7 @@ SETUP_PYTHON = action("actions/setup-python")
 UPLOAD = action("actions/upload-artifact")
 DOWNLOAD = action("actions/download-artifact")
 RUST_CACHE = action("Swatinem/rust-cache")
+ATTEST = action("actions/attest-build-provenance")
 # What each job sets up for (`invoke setup --for`, kit/machine/setup.py): nothing for the bench
 # or the kit's own tests.
 PACKAGE_SETUP = "invoke setup --for build,package"
@@ -153,6 +156,8 @@ def _merge_job(entries: list[MatrixEntry], oci_dir: str, image: str) -> dict[str
         "name": "merge into one multi-arch index",
         "needs": ["package"],
         "runs-on": RUNNERS["x86_64"],
+        # what the keyless attestation needs: an OIDC token and the right to store it
+        "permissions": {"contents": "read", "id-token": "write", "attestations": "write"},
         "steps": [
             *_setup_steps(MERGE_SETUP),
             {
@@ -160,7 +165,20 @@ def _merge_job(entries: list[MatrixEntry], oci_dir: str, image: str) -> dict[str
                 "uses": DOWNLOAD,
                 "with": {"pattern": f"{ARTIFACT_PREFIX}*", "path": "layouts"},
             },
-            {"name": "Merge", "run": f"invoke package {merge_args}"},
+            {
+                "name": "The committed workflow is current",
+                "run": "invoke release-check --only workflow",
+            },
+            {"name": "Merge", "id": "merge", "run": f"invoke package {merge_args}"},
+            {
+                # keyless: the job's OIDC token, no key to keep; GitHub stores the attestation
+                "name": "Attest the image's provenance",
+                "uses": ATTEST,
+                "with": {
+                    "subject-name": "${{ steps.merge.outputs.image }}",
+                    "subject-digest": "${{ steps.merge.outputs.digest }}",
+                },
+            },
             {
                 "name": "Upload the multi-arch image",
                 "uses": UPLOAD,

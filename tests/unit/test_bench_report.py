@@ -566,7 +566,7 @@ def test_p99_at_the_higher_rate_breaks_the_throughput_tie_before_rss():
     assert r80["ratios"]["musl-system"]["musl-mimalloc"]["ratio"] == pytest.approx(4.5)
     text = report.render_report(results, summary, d)
     assert "## Latency at a fixed rate (oha, open loop)" in text
-    assert "| 80% (8,000/s) | musl-mimalloc | 900 µs | 2.06 ms [2.00 ms, 2.12 ms] 98%" in text
+    assert "| 80% (8,000/s) | musl-mimalloc | 900 µs | 2.06 ms [2.00 ms, 2.12 ms] 98.4%" in text
     assert (
         "## Memory over time (soak)" in text
         and "| glibc-system | 7.9 | 7.9 | 7.9 | +1,200 | 20 |" in text

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -47,7 +48,9 @@ WITH_MUSL = RustToolchain(
     has_std_source=False,
     is_default=True,
 )
-HOST = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
+HOST = HostFacts(
+    arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True, cargo_auditable=True
+)
 
 
 @pytest.fixture
@@ -79,7 +82,7 @@ def test_std_from_source_comes_from_the_kits_cached_sysroot(opts):
     assert sysroot is not None
     assert sysroot.parent == opts.root / "cache" / "std" / "aarch64-unknown-linux-musl"
     assert plan.backend == "zigbuild"
-    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
+    assert argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
     assert not any(a.startswith("-Z") for a in argv)
     cfg = argv[argv.index("--config") + 1]
     assert cfg == (
@@ -96,7 +99,7 @@ def test_std_cache_false_builds_std_in_the_projects_target_dir(tmp_path):
     argv, env = plan.invocation.argv, plan.invocation.env
     assert plan.request.std.std == "build-std" and plan.request.std.sysroot is None
     assert plan.backend == "zigbuild"
-    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
+    assert argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
     assert "-Zbuild-std=std,panic_unwind" in argv
     assert argv[argv.index("--target") : argv.index("--target") + 2] == (
         "--target",
@@ -123,18 +126,32 @@ def test_prebuilt_musl_needs_no_bootstrap_or_self_contained_override(opts):
 def test_glibc_baseline_is_static_via_crt_static_with_plain_cargo(opts):
     plan = plan_build(opts, X86_64_GNU, SYSTEM, toolchains=(STABLE, WITH_SOURCE), host=HOST)
     assert plan.backend == "cargo"
-    assert plan.invocation.argv[:3] == ("cargo", "+stable", "build")
+    assert plan.invocation.argv[:4] == ("cargo", "+stable", "auditable", "build")
     assert 'rustflags = ["-C", "target-feature=+crt-static"]' in " ".join(plan.invocation.argv)
 
 
 def test_auto_falls_back_to_cargo_for_host_musl_without_zig(opts):
-    no_zig = HostFacts(arch="x86_64", zig=False, cargo_zigbuild=False, cross=False, docker=False)
+    no_zig = HostFacts(
+        arch="x86_64",
+        zig=False,
+        cargo_zigbuild=False,
+        cross=False,
+        docker=False,
+        cargo_auditable=True,
+    )
     plan = plan_build(opts, X86_64_MUSL, MIMALLOC, toolchains=(WITH_MUSL,), host=no_zig)
     assert plan.backend == "cargo"
 
 
 def test_no_backend_for_foreign_arch_without_zig_or_cross(opts):
-    no_zig = HostFacts(arch="x86_64", zig=False, cargo_zigbuild=False, cross=False, docker=False)
+    no_zig = HostFacts(
+        arch="x86_64",
+        zig=False,
+        cargo_zigbuild=False,
+        cross=False,
+        docker=False,
+        cargo_auditable=True,
+    )
     with pytest.raises(ToolMissingError) as e:
         plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=no_zig)
     msg = e.value.message
@@ -232,3 +249,15 @@ def test_the_project_is_read_from_cargo_toml_without_cargo_in_a_dry_run(tmp_path
     assert project.bins == ("tool", "srv")
     assert {p.version for p in project.packages} == {"2.1.0"}
     assert all("jemalloc" in p.features for p in project.packages)
+
+
+def test_builds_embed_their_dependency_list_unless_told_not_to(opts):
+    plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
+    assert plan.request.auditable and "auditable" in plan.invocation.argv
+    off = dataclasses.replace(opts, auditable=False)
+    plain = plan_build(off, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
+    assert not plain.request.auditable and "auditable" not in plain.invocation.argv
+    missing = dataclasses.replace(HOST, cargo_auditable=False)
+    with pytest.raises(ToolMissingError) as e:
+        plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=missing)
+    assert "cargo-auditable" in e.value.message and "auditable = false" in (e.value.hint or "")

@@ -40,7 +40,9 @@ RECIPE = cross_image.Recipe(
     cargo_zigbuild=Path("/bin/cargo-zigbuild"),
     cargo_zigbuild_version="0.24.0",
 )
-WITH_CROSS = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True)
+WITH_CROSS = HostFacts(
+    arch="x86_64", zig=True, cargo_zigbuild=True, cross=True, docker=True, cargo_auditable=True
+)
 
 
 def setup(**kw) -> CrossSetup:
@@ -223,13 +225,17 @@ def test_cross_plan_in_the_kits_image(opts):
 def test_auto_falls_back_to_cross_where_no_host_toolchain_has_std(opts):
     plan = cross_plan(opts, backend="auto")
     assert plan.backend == "cross" and plan.request.std.std == "cross-image"
-    no_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
+    no_cross = HostFacts(
+        arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True, cargo_auditable=True
+    )
     with pytest.raises(ToolMissingError, match="can build std"):
         cross_plan(opts, host=no_cross, backend="auto")
 
 
 def test_cross_not_installed_says_how_to_install_it(opts):
-    no_cross = HostFacts(arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True)
+    no_cross = HostFacts(
+        arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True, cargo_auditable=True
+    )
     with pytest.raises(ToolMissingError, match=r"cargo install cross --version 0\.2\.5 --locked"):
         cross_plan(opts, host=no_cross)
 

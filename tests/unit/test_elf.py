@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.build.elf import allocator_gate, read_elf, require, static_gates
+from kit.build.elf import allocator_gate, audit_gate, read_elf, require, static_gates
 from kit.core.errors import GateError
 from kit.core.targets import AARCH64_MUSL, X86_64_MUSL
 
@@ -80,3 +80,28 @@ def test_a_binary_with_a_symbol_table_has_something_to_strip(elf_samples):
     from kit.build.strip import strippable_sections
 
     assert ".symtab" in strippable_sections(elf_samples["x86_64-static"])
+
+
+def _with_deps(info, data: bytes | None):
+    import dataclasses
+
+    return dataclasses.replace(info, dep_list=data)
+
+
+def test_the_audit_gate_reads_cargo_auditables_dependency_list(elf_samples):
+    import json
+    import zlib
+
+    info = read_elf(elf_samples["x86_64-static"])
+    assert info.dep_list is None  # a C program: no .dep-v0
+    missing = audit_gate(info)
+    assert not missing.passed and missing.detail == "no .dep-v0 section"
+    packages = [
+        {"name": "app", "version": "0.1.0", "source": "local", "dependencies": [1], "root": True},
+        {"name": "itoa", "version": "1.0.15", "source": "crates.io"},
+    ]
+    good = audit_gate(_with_deps(info, zlib.compress(json.dumps({"packages": packages}).encode())))
+    assert good.passed and good.detail == ".dep-v0: 2 packages, root app"
+    no_root = zlib.compress(json.dumps({"packages": packages[1:]}).encode())
+    assert "no root package" in audit_gate(_with_deps(info, no_root)).detail
+    assert "not a dependency list" in audit_gate(_with_deps(info, b"not zlib")).detail

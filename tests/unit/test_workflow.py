@@ -218,3 +218,30 @@ def test_the_workflow_gate_fails_on_a_stale_workflow(tmp_path: Path, monkeypatch
     wf.unlink()
     with pytest.raises(NotRun, match=r"no workflow at \.github/workflows/release\.yml"):
         gate_workflow(ctx)
+
+
+def test_the_merge_job_checks_the_workflow_and_attests_keylessly(tmp_path: Path) -> None:
+    wf = yaml.safe_load(_render(tmp_path)[0])
+    merge = wf["jobs"]["merge"]
+    assert merge["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    steps = merge["steps"]
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    assert names.index("The committed workflow is current") < names.index("Merge")
+    attest = next(s for s in steps if "attest-build-provenance" in s.get("uses", ""))
+    assert attest["with"]["subject-digest"] == "${{ steps.merge.outputs.digest }}"
+    assert next(s for s in steps if s.get("id") == "merge")["run"].startswith("invoke package")
+    assert "id-token" not in wf["permissions"]  # only the job that attests gets the token
+
+
+def test_package_hands_its_digest_to_later_steps(tmp_path: Path) -> None:
+    from kit.image.command import step_outputs
+
+    out = tmp_path / "github_output"
+    out.write_text("earlier=1\n")
+    step_outputs({"digest": "sha256:ab", "image": "app"}, {"GITHUB_OUTPUT": str(out)})
+    assert out.read_text() == "earlier=1\ndigest=sha256:ab\nimage=app\n"
+    step_outputs({"digest": "sha256:ab"}, {})  # outside Actions: nothing to write, no error

@@ -36,6 +36,7 @@ class HostFacts:
     cargo_zigbuild: bool
     cross: bool
     docker: bool
+    cargo_auditable: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class BuildRequest:
     link_args: tuple[str, ...] = ()  # rustc arguments for the one binary in `bins`
     package: str | None = None  # the package of that binary, for `cargo rustc -p`
     cross: CrossSetup | None = None  # cross's image and settings (backend cross only)
+    # through `cargo auditable`: the dependency list embedded in the binary (.dep-v0)
+    auditable: bool = False
 
     @property
     def subcommand(self) -> str:
@@ -67,6 +70,16 @@ class Backend(Protocol):
         ...
 
     def plan(self, req: BuildRequest) -> Invocation: ...
+
+
+AUDITABLE = "auditable"  # cargo's `auditable` subcommand: cargo-auditable (kit.machine.setup)
+
+
+def auditable_argv(req: BuildRequest) -> list[str]:
+    """`auditable` before the subcommand when the build embeds its dependency list: cargo
+    runs cargo-auditable, which runs the same cargo subcommand with itself as the rustc
+    workspace wrapper (it adds the .dep-v0 section at the final link)."""
+    return [AUDITABLE] if req.auditable else []
 
 
 def cargo_args(req: BuildRequest) -> list[str]:
