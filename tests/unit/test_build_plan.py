@@ -51,6 +51,7 @@ WITH_MUSL = RustToolchain(
 HOST = HostFacts(
     arch="x86_64", zig=True, cargo_zigbuild=True, cross=False, docker=True, cargo_auditable=True
 )
+NO_ZIG = dataclasses.replace(HOST, zig=False, cargo_zigbuild=False, docker=False)
 
 
 @pytest.fixture
@@ -131,29 +132,13 @@ def test_glibc_baseline_is_static_via_crt_static_with_plain_cargo(opts):
 
 
 def test_auto_falls_back_to_cargo_for_host_musl_without_zig(opts):
-    no_zig = HostFacts(
-        arch="x86_64",
-        zig=False,
-        cargo_zigbuild=False,
-        cross=False,
-        docker=False,
-        cargo_auditable=True,
-    )
-    plan = plan_build(opts, X86_64_MUSL, MIMALLOC, toolchains=(WITH_MUSL,), host=no_zig)
+    plan = plan_build(opts, X86_64_MUSL, MIMALLOC, toolchains=(WITH_MUSL,), host=NO_ZIG)
     assert plan.backend == "cargo"
 
 
 def test_no_backend_for_foreign_arch_without_zig_or_cross(opts):
-    no_zig = HostFacts(
-        arch="x86_64",
-        zig=False,
-        cargo_zigbuild=False,
-        cross=False,
-        docker=False,
-        cargo_auditable=True,
-    )
     with pytest.raises(ToolMissingError) as e:
-        plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=no_zig)
+        plan_build(opts, AARCH64_MUSL, SYSTEM, toolchains=(WITH_MUSL,), host=NO_ZIG)
     msg = e.value.message
     assert "zigbuild:" in msg and "cargo: no native linker" in msg and "cross:" in msg
 
