@@ -26,7 +26,6 @@ from pathlib import Path
 from kit.bench.openloop import OHA_VERSION
 from kit.build import toolchain
 from kit.build.backends.cross import CROSS_VERSION
-from kit.build.toolchain import CARGO_AUDITABLE_VERSION
 from kit.core import console, runner
 from kit.core.errors import CommandFailedError, ConfigError, ToolMissingError
 from kit.core.targets import SHIPPING_TARGETS, host_arch
@@ -108,7 +107,8 @@ def parse_purposes(spec: str | None) -> tuple[Purpose, ...]:
                 f"Unknown set-up purpose {n!r}"
                 + (f" (did you mean {close[0]!r}?)" if close else "")
                 + ".",
-                hint=f"Purposes: {', '.join(PURPOSES)} (comma-separated).",
+                hint="Purposes (comma-separated): "
+                + "; ".join(f"{p.name}: {p.about}" for p in PURPOSES.values()),
             )
     if ALL in names:
         return tuple(PURPOSES.values())
@@ -211,7 +211,11 @@ def link_source_toolchain() -> None:
 CARGO_TOOLS: dict[str, tuple[str, tuple[str, ...], Callable[[], str | None]]] = {
     "cross": (CROSS_VERSION, (), toolchain.cross_version),
     # embeds each binary's dependency list (.dep-v0) for scanners (kit/build/backends)
-    "cargo-auditable": (CARGO_AUDITABLE_VERSION, (), toolchain.cargo_auditable_version),
+    "cargo-auditable": (
+        toolchain.CARGO_AUDITABLE_VERSION,
+        (),
+        toolchain.cargo_auditable_version,
+    ),
     # the open-loop load generator (kit/bench/openloop.py); native TLS links Debian's OpenSSL
     # (libssl-dev) instead of rustls' aws-lc, which would need cmake
     "oha": (

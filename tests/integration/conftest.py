@@ -54,7 +54,6 @@ def quick_bench(tmp_path_factory):
     judged here (issue 3: speed is reported by benchmarks, not asserted by tests)."""
     from kit.bench.run import run_bench
     from kit.bench.variants import build_variants
-    from kit.core.options import resolve_options
 
     reports = tmp_path_factory.mktemp("reports")
     opts = resolve_options(ROOT, flags={"reports_dir": str(reports)})
