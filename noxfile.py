@@ -6,7 +6,8 @@ nox -s bench                 full allocator benchmark (reports/bench/<timestamp>
 nox -s bench -- --quick
 nox -s build|package|release-check   the kit's tasks (kit/sessions.py, as a user imports them)
 nox -s lint
-nox -s matrix                the whole real-crate, injection and cross matrix (CI runs a slice)
+nox -s matrix                the whole real-crate, injection, cross and runner-rehearsal matrix
+                             (CI runs a slice)
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def matrix(session: nox.Session) -> None:
-    """The whole matrix of the real-crate, injection and cross tests (CI runs a slice)."""
+    """The whole matrix of the real-crate, injection, cross and rehearsal tests (CI runs a
+    slice): the rehearsal runs the committed workflow, every target's job and the merge."""
     _install(session, "test", "bench")  # it benchmarks the third-party server too
     session.run("invoke", "setup")
     session.run(
@@ -48,6 +50,7 @@ def matrix(session: nox.Session) -> None:
         "tests/integration/test_crates.py",
         "tests/integration/test_inject.py",
         "tests/integration/test_cross.py",
+        "tests/integration/test_rehearsal.py",
         *session.posargs,
         env={"SRK_FULL_MATRIX": "1"},
     )

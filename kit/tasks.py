@@ -15,6 +15,7 @@ invoke package [-a A] [--merge DIR,DIR]
 invoke smoke
 invoke release-check [-o GATE] [--skip GATE]
 invoke ci-matrix
+invoke rehearse                                (the committed workflow's jobs, in local runners)
 
 Short flags mean the same in every task (kit/cli.py, SHORT_FLAGS).
 """
@@ -40,6 +41,7 @@ __all__ = [
     "doctor",
     "package",
     "publish",
+    "rehearse",
     "release_check",
     "setup",
     "smoke",
@@ -318,3 +320,13 @@ def ci_matrix(c: Context, allocator: str | None = None, target: str | None = Non
     with session(c):
         for path in generate(_opts(c), targets=target, allocator=allocator):
             console.success(f"wrote {path}")
+
+
+@task(help={"verbose": VERBOSE})
+def rehearse(c: Context, verbose: bool = False) -> None:
+    """Run the committed release workflow's jobs in fresh Debian containers, as hosted runners
+    would: every `run:` step in order, artifacts passed by copying (kit/release/rehearsal.py)."""
+    from kit.release.rehearsal import rehearse_command
+
+    with session(c, verbose=verbose):
+        rehearse_command(_opts(c))

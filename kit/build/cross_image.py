@@ -61,12 +61,16 @@ if TYPE_CHECKING:
 RECIPE = 2  # bump when the way the image is made changes: a new tag, old images left alone
 REPO = "static-rust-kit/cross"
 PACKAGES = ("rustc-web", "cargo-web", "rust-web-src", "make", "ca-certificates")
-DPKG_EXCLUDES = (
+# dpkg leaves out manuals, translations and documentation (not the copyright files)
+DOC_EXCLUDES = (
     "path-exclude=/usr/share/man/*",
     "path-exclude=/usr/share/locale/*",
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
+)
+DPKG_EXCLUDES = (
+    *DOC_EXCLUDES,
     # gcc stays (build scripts and proc macros are linked for the host by it), but not what
     # no Rust build runs: its LTO dump tool, coverage tools and sanitizer runtimes
     "path-exclude=/usr/bin/*lto-dump*",

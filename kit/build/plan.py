@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kit.build import sysroot, toolchain
-from kit.build.backends import BuildRequest, HostFacts, select_backend
+from kit.build.backends import BuildRequest, HostFacts, path_remaps, select_backend
 from kit.build.backends.cross import CrossSetup, read_cross_config
 from kit.build.project import Package, Project
 from kit.build.toolchain import RustToolchain, choose_std
@@ -215,6 +215,10 @@ def plan_build(
         cross=setup,
         # cargo-auditable runs on the host: not inside cross's container
         auditable=opts.auditable and chosen.name != "cross",
+        # cross builds inside its container, under that container's paths
+        remap=()
+        if chosen.name == "cross"
+        else path_remaps(opts.path(opts.target_dir), toolchain.cargo_home()),
     )
     if req.auditable and not host.cargo_auditable:
         raise ToolMissingError(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from kit.build import toolchain
 from kit.core import console, fs, runner
 from kit.core.errors import ConfigError
 from kit.core.options import Options, derive_image_name
@@ -64,7 +64,7 @@ def _registry_source(manifest: Path, name: str, version: str) -> Path:
     # dependency ... missing a lib target"), and cargo has no command that prints where it
     # unpacked it: its registry layout, CARGO_HOME/registry/src/<registry>/NAME-VERSION/
     # (`.cargo-ok` once fully unpacked). Several registries (a mirror): the one unpacked last.
-    home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    home = toolchain.cargo_home()
     unpacked = sorted(
         home.glob(f"registry/src/*/{name}-{version}/.cargo-ok"), key=lambda p: p.stat().st_mtime
     )

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from kit.build import toolchain
+from kit.build.backends import path_remaps
 from kit.build.toolchain import RustToolchain, StdPlan
 from kit.core import cache, console, runner
 from kit.core.errors import CommandFailedError
@@ -45,7 +47,8 @@ from kit.core.paths import Paths
 from kit.core.runner import Invocation
 from kit.core.targets import Target
 
-RECIPE = 1  # bump when the way a sysroot is built changes: new entries, old ones left alone
+RECIPE = 2  # bump when the way a sysroot is built changes: new entries, old ones left alone
+# 2: the build machine's paths remapped (kit.build.backends.path_remaps)
 STD_CRATES = ("std", "panic_unwind", "panic_abort")
 PROBE = "kit-std-probe"
 # An official std's profile (rustc's bootstrap: codegen-units-std = 1, debuginfo-level-std = 1)
@@ -131,8 +134,15 @@ def write_probe(crate: Path) -> None:
 def build_invocation(
     tc: RustToolchain, target: Target, crate: Path, target_dir: Path
 ) -> Invocation:
-    """The cargo command that compiles std (and the probe) for `target`."""
-    quoted = ", ".join(f'"{f}"' for f in target_flags(target))
+    """The cargo command that compiles std (and the probe) for `target`. Its dependencies come
+    from cargo's home and their paths would end up in every binary that links this std: they
+    are remapped as a crate's own build remaps them (not part of the key: the same rlibs
+    result wherever cargo's home is)."""
+    flags = target_flags(target) + [
+        f"--remap-path-prefix={path}={name}"
+        for path, name in path_remaps(target_dir, toolchain.cargo_home())
+    ]
+    quoted = ", ".join(json.dumps(f) for f in flags)
     argv = [
         *tc.cargo_argv(),
         "zigbuild",

@@ -240,6 +240,11 @@ class Zig:
         return "mallocng"
 
 
+def cargo_home() -> Path:
+    """Where cargo keeps its registry and git checkouts: $CARGO_HOME, else ~/.cargo."""
+    return Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+
+
 def zig_importable() -> bool:
     """Whether zig can be found without running it (PATH, or the `ziglang` wheel)."""
     return runner.which("zig") is not None or importlib.util.find_spec("ziglang") is not None

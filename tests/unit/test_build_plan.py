@@ -75,7 +75,8 @@ def test_no_way_to_get_std_is_an_actionable_error():
     assert "rustup target add aarch64-unknown-linux-musl" in e.value.hint
 
 
-def test_std_from_source_comes_from_the_kits_cached_sysroot(opts):
+def test_std_from_source_comes_from_the_kits_cached_sysroot(opts, monkeypatch):
+    monkeypatch.setenv("CARGO_HOME", "/home/builder/.cargo")
     plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
     argv, env = plan.invocation.argv, plan.invocation.env
     assert plan.request.std.std == "cached-sysroot"
@@ -86,9 +87,11 @@ def test_std_from_source_comes_from_the_kits_cached_sysroot(opts):
     assert argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
     assert not any(a.startswith("-Z") for a in argv)
     cfg = argv[argv.index("--config") + 1]
+    target = opts.root / "target"  # a built binary names neither it nor cargo's home
     assert cfg == (
         'target.aarch64-unknown-linux-musl.rustflags = ["-C", "link-self-contained=no", '
-        f'"--sysroot={sysroot}"]'
+        f'"--sysroot={sysroot}", "--remap-path-prefix={target}=/target", '
+        '"--remap-path-prefix=/home/builder/.cargo=/cargo"]'
     )
     assert "RUSTC_BOOTSTRAP" not in env  # no unstable flag is left in the build itself
     assert env["JEMALLOC_SYS_WITH_LG_PAGE"] == "16"
@@ -109,7 +112,10 @@ def test_std_cache_false_builds_std_in_the_projects_target_dir(tmp_path):
     assert "--locked" in argv and "--release" in argv
     assert argv[argv.index("--features") + 1] == "jemalloc"
     cfg = argv[argv.index("--config") + 1]
-    assert cfg == 'target.aarch64-unknown-linux-musl.rustflags = ["-C", "link-self-contained=no"]'
+    assert cfg.startswith(
+        'target.aarch64-unknown-linux-musl.rustflags = ["-C", "link-self-contained=no", '
+        '"--remap-path-prefix='
+    )
     assert env["RUSTC_BOOTSTRAP"] == "1"
     assert env["JEMALLOC_SYS_WITH_LG_PAGE"] == "16"
     assert env["CARGO_TARGET_DIR"] == str(opts.root / "target")
@@ -120,7 +126,8 @@ def test_prebuilt_musl_needs_no_bootstrap_or_self_contained_override(opts):
     assert plan.backend == "zigbuild"
     assert "RUSTC_BOOTSTRAP" not in plan.invocation.env
     assert not any(a.startswith("-Zbuild-std") for a in plan.invocation.argv)
-    assert "--config" not in plan.invocation.argv
+    cfg = plan.invocation.argv[plan.invocation.argv.index("--config") + 1]
+    assert "link-self-contained" not in cfg and "--remap-path-prefix=" in cfg  # only the remaps
     assert "--features" not in plan.invocation.argv
 
 
@@ -128,7 +135,9 @@ def test_glibc_baseline_is_static_via_crt_static_with_plain_cargo(opts):
     plan = plan_build(opts, X86_64_GNU, SYSTEM, toolchains=(STABLE, WITH_SOURCE), host=HOST)
     assert plan.backend == "cargo"
     assert plan.invocation.argv[:4] == ("cargo", "+stable", "auditable", "build")
-    assert 'rustflags = ["-C", "target-feature=+crt-static"]' in " ".join(plan.invocation.argv)
+    assert 'rustflags = ["-C", "target-feature=+crt-static", "--remap' in " ".join(
+        plan.invocation.argv
+    )
 
 
 def test_auto_falls_back_to_cargo_for_host_musl_without_zig(opts):

@@ -97,7 +97,8 @@ def test_the_probe_crate_builds_std_with_an_official_profile():
     assert release["package"]["panic_abort"]["rustflags"] == ["-C", "panic=abort"]
 
 
-def test_the_std_build_command():
+def test_the_std_build_command(monkeypatch):
+    monkeypatch.setenv("CARGO_HOME", "/home/builder/.cargo")
     inv = sysroot.build_invocation(SOURCE, AARCH64_MUSL, Path("/w/crate"), Path("/w/target"))
     argv = inv.argv
     assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
@@ -105,7 +106,8 @@ def test_the_std_build_command():
     cfg = argv[argv.index("--config") + 1]
     assert cfg == (
         'target.aarch64-unknown-linux-musl.rustflags = ["-C", "embed-bitcode=yes", '
-        '"-C", "link-self-contained=no"]'
+        '"-C", "link-self-contained=no", "--remap-path-prefix=/w/target=/target", '
+        '"--remap-path-prefix=/home/builder/.cargo=/cargo"]'
     )
     assert inv.env == {"CARGO_TARGET_DIR": "/w/target", "RUSTC_BOOTSTRAP": "1"}
     nightly = dataclasses.replace(SOURCE, rustc_verbose="rustc 1.97.0-nightly (x 2026-06-01)")

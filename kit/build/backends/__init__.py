@@ -13,6 +13,7 @@ unit's fingerprint and rebuild the whole graph, std included, for each allocator
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -55,6 +56,8 @@ class BuildRequest:
     cross: CrossSetup | None = None  # cross's image and settings (backend cross only)
     # through `cargo auditable`: the dependency list embedded in the binary (.dep-v0)
     auditable: bool = False
+    # this machine's paths -> fixed names in what the binary embeds (panic locations)
+    remap: tuple[tuple[str, str], ...] = ()
 
     @property
     def subcommand(self) -> str:
@@ -102,7 +105,7 @@ def cargo_args(req: BuildRequest) -> list[str]:
         args += ["--bin", b]
     rustflags = target_rustflags(req)
     if rustflags:
-        quoted = ", ".join(f'"{f}"' for f in rustflags)
+        quoted = ", ".join(json.dumps(f) for f in rustflags)  # a TOML basic string each
         # --config merges with the project's own target rustflags; RUSTFLAGS would replace them.
         args += ["--config", f"target.{req.target.triple}.rustflags = [{quoted}]"]
     if req.std.build_std:
@@ -124,7 +127,20 @@ def target_rustflags(req: BuildRequest) -> list[str]:
         # std built once into the kit's cache (kit.build.sysroot); as a target rustflag it
         # reaches the target's units only, so build scripts and proc macros keep the host std.
         flags.append(f"--sysroot={req.std.sysroot}")
+    flags += [f"--remap-path-prefix={path}={name}" for path, name in req.remap]
     return flags
+
+
+# Paths of the building machine that rustc writes into a binary (file names in panic messages
+# and #[track_caller] locations of dependencies, generated code in OUT_DIR), each given a fixed
+# name, so the same sources give the same bytes wherever they are built: a laptop, a hosted
+# runner (/home/runner/.cargo), a CI container. cargo keeps --remap-path-prefix out of its
+# -C metadata hash for this purpose (rust-lang/cargo#6966); the workspace's own files are
+# already named relative to it.
+def path_remaps(target_dir: Path, cargo_home: Path) -> tuple[tuple[str, str], ...]:
+    """`--remap-path-prefix` pairs for the target dir (OUT_DIR's generated code) and cargo's
+    home (the registry's sources, git checkouts)."""
+    return ((str(target_dir), "/target"), (str(cargo_home), "/cargo"))
 
 
 def base_env(req: BuildRequest) -> dict[str, str]:
