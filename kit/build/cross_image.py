@@ -198,6 +198,10 @@ class Sources:
     lines: tuple[str, ...]  # one-line apt sources: "deb URI SUITE COMPONENTS"
     arch: str  # dpkg architecture: amd64
 
+    def inputs(self) -> dict[str, Any]:
+        """What an image made from these archives records of them (part of its key)."""
+        return {"suite": self.suite, "sources": list(self.lines), "arch": self.arch}
+
 
 def parse_indextargets(listing: str, codename: str) -> tuple[str, ...]:
     """apt sources lines for Debian's archives of `codename` (and its -updates, -security),
@@ -275,9 +279,7 @@ class Recipe:
     def inputs(self) -> dict[str, Any]:
         return {
             "recipe": RECIPE,
-            "suite": self.sources.suite,
-            "sources": list(self.sources.lines),
-            "arch": self.sources.arch,
+            **self.sources.inputs(),
             "packages": self.packages,
             "zig": self.zig_version,
             "cargo-zigbuild": self.cargo_zigbuild_version,

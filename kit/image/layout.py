@@ -285,7 +285,7 @@ def layer_file(image: PlatformImage, name: str) -> bytes | None:
     return found
 
 
-def image_tags(path: Path) -> dict[str, str]:
+def own_tags(path: Path) -> dict[str, str]:
     """tag -> digest of the image's own tags (not the attachments' fallback tags)."""
     return {t: d for t, d in index_tags(path).items() if not is_fallback_tag(t)}
 

@@ -39,7 +39,7 @@ from kit.core.errors import ConfigError, PackageError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.image import skopeo
-from kit.image.layout import image_tags, index_tags
+from kit.image.layout import index_tags, own_tags
 
 # not options (kit.core.options.NOT_OPTIONS): never listed by `invoke config` nor recorded
 USERNAME, PASSWORD, CA = "KIT_REGISTRY_USERNAME", "KIT_REGISTRY_PASSWORD", "KIT_REGISTRY_CA"
@@ -149,7 +149,7 @@ def publish(
             f"No packaged image at {paths.relative(layout)}.",
             hint="Run `invoke package` first.",
         )
-    tags = image_tags(layout)
+    tags = own_tags(layout)
     attached = sorted(t for t in index_tags(layout) if t not in tags)  # `invoke attest`'s
     digests = set(tags.values())
     if len(digests) != 1:

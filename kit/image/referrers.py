@@ -14,7 +14,6 @@ artifact manifest instead.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,10 +47,6 @@ class Attachment:
     subject: Mapping[str, Any]  # the subject's descriptor: mediaType, digest, size
     manifest: Blob
     payload: Blob
-
-    @property
-    def artifact_type(self) -> str:
-        return str(json.loads(self.manifest.data)["artifactType"])
 
     @property
     def blobs(self) -> tuple[Blob, ...]:

@@ -20,14 +20,17 @@ way it would act on a runner, and anything else stops the rehearsal:
 - actions/attest-build-provenance: not run (it needs GitHub's OIDC token and Sigstore); its
   inputs are checked to have resolved to an image name and a sha256 digest.
 
-A workflow construct the rehearsal does not model (an `if:`, another action, a matrix with
-both axes and `include`) is a ConfigError naming it, never skipped silently. A step that fails
-is a CommandFailedError with its log's last lines; every job's log is kept in
-reports/rehearsal/<job>.log.
+Every job runs on this machine's architecture, whatever its `runs-on` (an arm64 runner's job
+cross-builds here). A workflow construct the rehearsal does not model (an `if:`, `defaults`,
+another action, a matrix with both axes and `include`) is a ConfigError naming it, never
+skipped silently. A step that fails is a CommandFailedError with its log's last lines. Every
+job's log is kept in reports/rehearsal/<job>.log, the artifacts in reports/rehearsal/artifacts/,
+and rehearsal.json records each step's time and the steps' outputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import io
 import itertools
@@ -51,7 +54,7 @@ from kit.core.errors import CommandFailedError, ConfigError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.release import runner_image
-from kit.release.runner_image import HOME, STABLE, UID
+from kit.release.runner_image import HOME, UID
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -59,8 +62,21 @@ if TYPE_CHECKING:
 # --- the workflow, as the rehearsal reads it (pure) -------------------------------------------
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-STEP_KEYS = {"name", "id", "run", "uses", "with", "env", "shell"}
+# What the rehearsal reads of a workflow, a job and a step; any other key stops it (`if`,
+# `defaults`, `continue-on-error`, `working-directory` would change what runs).
+WORKFLOW_KEYS = {"name", "on", "permissions", "env", "jobs", "concurrency"}
 JOB_KEYS = {"name", "runs-on", "needs", "strategy", "steps", "permissions", "env"}
+STEP_KEYS = {"name", "id", "run", "uses", "with", "env", "shell"}
+
+
+def _refuse_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = {str(k) for k in raw} - known
+    if unknown:
+        raise ConfigError(
+            f"{where}: the rehearsal does not model "
+            + ", ".join(f"`{k}`" for k in sorted(unknown))
+            + "."
+        )
 
 
 @dataclass(frozen=True)
@@ -137,17 +153,11 @@ def matrix_entries(job_id: str, strategy: Mapping[str, Any] | None) -> list[dict
 
 
 def _step(job_id: str, index: int, raw: Mapping[str, Any]) -> Step:
-    unknown = set(raw) - STEP_KEYS
-    if unknown:
-        raise ConfigError(
-            f"Job {job_id!r}, step {index + 1}: the rehearsal does not model "
-            + ", ".join(f"`{k}`" for k in sorted(unknown))
-            + "."
-        )
+    _refuse_unknown(raw, STEP_KEYS, f"Job {job_id!r}, step {index + 1}")
     if raw.get("shell") not in (None, "bash"):
         raise ConfigError(f"Job {job_id!r}, step {index + 1}: only bash steps are rehearsed.")
     uses = str(raw["uses"]).split("@", 1)[0] if raw.get("uses") else None
-    name = str(raw.get("name") or uses or str(raw.get("run", "")).splitlines()[0])
+    name = str(raw.get("name") or uses or (str(raw.get("run", "")).splitlines() or [""])[0])
     return Step(
         index,
         name,
@@ -161,17 +171,12 @@ def _step(job_id: str, index: int, raw: Mapping[str, Any]) -> Step:
 
 def jobs_of(workflow: Mapping[str, Any]) -> list[Job]:
     """Every job run the workflow makes (one per matrix entry), each after the jobs it needs."""
+    _refuse_unknown(workflow, WORKFLOW_KEYS, "The workflow")
     raw_jobs: Mapping[str, Any] = workflow.get("jobs") or {}
     top_env = _strings(workflow.get("env"))
     runs: dict[str, list[Job]] = {}
     for job_id, raw in raw_jobs.items():
-        unknown = set(raw) - JOB_KEYS
-        if unknown:
-            raise ConfigError(
-                f"Job {job_id!r}: the rehearsal does not model "
-                + ", ".join(f"`{k}`" for k in sorted(unknown))
-                + "."
-            )
+        _refuse_unknown(raw, JOB_KEYS, f"Job {job_id!r}")
         needs = raw.get("needs") or ()
         needs = (needs,) if isinstance(needs, str) else tuple(needs)
         for entry in matrix_entries(job_id, raw.get("strategy")):
@@ -199,7 +204,8 @@ def jobs_of(workflow: Mapping[str, Any]) -> list[Job]:
 
 
 def parse_file_command(text: str) -> dict[str, str]:
-    """$GITHUB_OUTPUT / $GITHUB_ENV: `name=value` lines and `name<<DELIMITER` blocks."""
+    """$GITHUB_OUTPUT / $GITHUB_ENV: `name=value` lines and `name<<DELIMITER` blocks, as the
+    runner reads them (GitHub's "Workflow commands" reference; no library parses this)."""
     values: dict[str, str] = {}
     lines = iter(text.splitlines())
     for line in lines:
@@ -270,7 +276,6 @@ class StepResult:
 class Rehearsal:
     """One rehearsal of a workflow: the artifacts its jobs pass on, what each step did."""
 
-    opts: Options
     image: str
     toolchain: Path
     clone: Path  # the shallow clone copied into each job
@@ -396,7 +401,9 @@ class Rehearsal:
         return "nothing restored (a first run)"
 
     def upload(self, box: Container, with_: dict[str, str], paths: list[str]) -> str:
-        name, path = with_["name"], with_["path"].rstrip("/")
+        name, path = with_["name"], with_["path"].strip().rstrip("/")
+        if "\n" in path or any(c in path for c in "*?!"):
+            raise ConfigError(f"upload-artifact {name!r}: the rehearsal copies one directory.")
         dest = self.work / "artifacts" / name
         if name in self.artifacts:
             raise CommandFailedError(f"upload-artifact: {name!r} was uploaded twice.")
@@ -409,6 +416,8 @@ class Rehearsal:
         return f"{len(files)} files copied out as {name!r}"
 
     def download(self, box: Container, with_: dict[str, str], paths: list[str]) -> str:
+        if with_.get("merge-multiple", "false") != "false":
+            raise ConfigError("download-artifact: the rehearsal does not model merge-multiple.")
         layout = artifact_layout(with_.get("pattern"), with_.get("name"), sorted(self.artifacts))
         base = with_.get("path", ".")
         base = base if base.startswith("/") else f"{self.workspace}/{base}"
@@ -459,7 +468,10 @@ def _container(rehearsal: Rehearsal, job: Job) -> Iterator[Container]:
         init=True,
         name=f"kit-rehearsal-{_slug(job.name)}-{time.monotonic_ns()}",
         volumes={
-            str(rehearsal.toolchain): {"bind": f"{HOME}/.rustup/toolchains/{STABLE}", "mode": "ro"},
+            str(rehearsal.toolchain.resolve()): {
+                "bind": f"{HOME}/.rustup/toolchains/{rehearsal.toolchain.name}",
+                "mode": "ro",
+            },
             # downloaded .debs shared by the jobs of one rehearsal (apt still installs them)
             str(apt): {"bind": APT_ARCHIVES, "mode": "rw"},
         },
@@ -601,7 +613,7 @@ def rehearse(
     with tempfile.TemporaryDirectory(prefix="kit-rehearsal-") as tmp:
         work = Path(tmp)
         clone = shallow_clone(opts.root, work / "checkout")
-        r = Rehearsal(opts, image, toolchain, clone, work, logs)
+        r = Rehearsal(image, toolchain, clone, work, logs)
         chosen = [j for j in jobs if keep(j)]
         for job in chosen:
             r.run_job(job)
@@ -611,9 +623,11 @@ def rehearse(
             shutil.rmtree(dest, ignore_errors=True)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, dest)
-    return Outcome(
+    outcome = Outcome(
         tuple(j.name for j in chosen), tuple(r.results), r.outputs, time.monotonic() - started
     )
+    fs.write_json(logs / "rehearsal.json", dataclasses.asdict(outcome))
+    return outcome
 
 
 def rehearse_command(opts: Options) -> Outcome | None:

@@ -57,7 +57,6 @@ PACKAGES = (
 )
 PATH = f"{HOME}/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUSTUP_PROXIES = ("cargo", "rustc", "rustdoc")
-STABLE = "stable-x86_64-unknown-linux-gnu"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # where the bundle sits in the image: update-ca-certificates keeps it in the system's bundle
 IMAGE_CA = "/usr/local/share/ca-certificates/this-machine.crt"
@@ -69,16 +68,16 @@ class Recipe:
     packages: dict[str, str]
     ca_bundle: Path
     rustup: Path
+    toolchain: str  # the host's stable toolchain's name (stable-<host triple>): the default
 
     def inputs(self) -> dict[str, Any]:
         return {
             "recipe": RECIPE,
-            "suite": self.sources.suite,
-            "sources": list(self.sources.lines),
-            "arch": self.sources.arch,
+            **self.sources.inputs(),
             "packages": self.packages,
             "ca": _digest(self.ca_bundle),
             "rustup": _digest(self.rustup),
+            "toolchain": self.toolchain,
         }
 
     @property
@@ -90,11 +89,17 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def host_stable_toolchain() -> Path:
-    """The host's rustup `stable` toolchain directory, mounted into each job's container."""
+def host_rustup() -> Path:
     rustup = runner.which("rustup")
     if rustup is None:
         raise ToolMissingError("The rehearsal's runner gets the host's rustup, and it is missing.")
+    return Path(rustup).resolve()
+
+
+def host_stable_toolchain() -> Path:
+    """The host's rustup `stable` toolchain directory (named stable-<host triple>), mounted
+    read-only into each job's container under the same name."""
+    host_rustup()
     sysroot = runner.capture(["rustup", "run", "stable", "rustc", "--print", "sysroot"]).strip()
     if not sysroot or not Path(sysroot, "bin", "rustc").is_file():
         raise ToolMissingError(
@@ -107,13 +112,14 @@ def host_stable_toolchain() -> Path:
 
 def probe_recipe() -> Recipe:
     sources = cross_image.probe_sources()
-    rustup = runner.which("rustup")
-    if rustup is None:
-        raise ToolMissingError("The rehearsal's runner gets the host's rustup, and it is missing.")
     if not HOST_CA_BUNDLE.is_file():
         raise ToolMissingError(f"No CA bundle at {HOST_CA_BUNDLE} to give the runner.")
     return Recipe(
-        sources, cross_image.candidate_versions(PACKAGES), HOST_CA_BUNDLE, Path(rustup).resolve()
+        sources,
+        cross_image.candidate_versions(PACKAGES),
+        HOST_CA_BUNDLE,
+        host_rustup(),
+        host_stable_toolchain().name,
     )
 
 
@@ -130,7 +136,7 @@ def stage(recipe: Recipe, root: Path) -> None:
     rustup_home = root / HOME.lstrip("/") / ".rustup"
     (rustup_home / "toolchains").mkdir(parents=True)
     (rustup_home / "settings.toml").write_text(
-        f'version = "12"\ndefault_toolchain = "{STABLE}"\nprofile = "minimal"\n'
+        f'version = "12"\ndefault_toolchain = "{recipe.toolchain}"\nprofile = "minimal"\n'
         'auto_self_update = "disable"\n\n[overrides]\n'
     )
 

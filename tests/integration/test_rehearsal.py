@@ -67,6 +67,8 @@ def test_every_run_step_passes_on_runners_and_the_image_is_the_one_machine_image
         log = (logs / f"{job.name.replace(' ', '-')}.log").read_text()
         assert "+ sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install" in log
 
+    assert json.loads((logs / "rehearsal.json").read_text())["jobs"] == list(outcome.jobs)
+
     merged = outcome.outputs[MERGE_JOB]["merge"]
     on_runners = _platform_manifests(logs / "artifacts" / "rust-sample-multiarch" / "rust-sample")
     one_machine = {p.platform: p.manifest_digest for p in packaged.platforms}

@@ -30,7 +30,7 @@ def test_an_attachment_is_an_artifact_manifest_about_its_subject():
     payload = oci.Blob(referrers.SBOM_TYPE, b'{"bomFormat":"CycloneDX"}')
     a = referrers.attachment(referrers.SBOM_TYPE, payload, subject.descriptor(platform={}))
     doc = json.loads(a.manifest.data)
-    assert doc["artifactType"] == referrers.SBOM_TYPE == a.artifact_type
+    assert doc["artifactType"] == referrers.SBOM_TYPE
     assert doc["config"] == {
         "mediaType": referrers.MEDIA_EMPTY,
         "digest": referrers.EMPTY.digest,
@@ -56,7 +56,7 @@ def test_attachments_live_under_fallback_tags_beside_the_image(tmp_path):
     assert tags == [referrers.fallback_tag(image.manifest.digest)]
     # the image reads as before: its tags, its digest; the attachment does not join them
     assert layout.read_layout_dir(where).digest == built.digest
-    assert set(layout.image_tags(where)) == {"1.2.3", oci.short_tag(built.digest)}
+    assert set(layout.own_tags(where)) == {"1.2.3", oci.short_tag(built.digest)}
     (found,) = layout.read_attachments(where, image.manifest.digest)
     assert found.payload == sbom.data and found.artifact_type == referrers.SBOM_TYPE
     assert layout.read_attachments(where, built.digest) == []  # the index has none

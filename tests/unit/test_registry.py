@@ -9,7 +9,7 @@ import pytest
 
 from kit.core.errors import PackageError
 from kit.image import oci
-from kit.image.layout import image_tags, index_tags
+from kit.image.layout import index_tags, own_tags
 from kit.image.registry import Security, render_config
 
 
@@ -48,7 +48,7 @@ def test_tags_by_name_and_the_attachments_apart(tmp_path: Path) -> None:
         "1234567": "sha256:aa",
         fallback: "sha256:dd",
     }
-    assert image_tags(tmp_path) == {"0.1.0": "sha256:aa", "1234567": "sha256:aa"}
+    assert own_tags(tmp_path) == {"0.1.0": "sha256:aa", "1234567": "sha256:aa"}
 
 
 def test_a_missing_or_malformed_index_is_a_package_error(tmp_path: Path) -> None:

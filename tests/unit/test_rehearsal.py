@@ -88,6 +88,14 @@ def test_what_it_does_not_model_is_refused_not_skipped(step: dict, refused: str)
         jobs_of({"jobs": {"j": {"steps": [step]}}})
 
 
+def test_defaults_that_would_change_every_step_are_refused() -> None:
+    steps = [{"run": "make"}]
+    with pytest.raises(ConfigError, match=r"The workflow: .*`defaults`"):
+        jobs_of({"defaults": {"run": {"shell": "sh"}}, "jobs": {"j": {"steps": steps}}})
+    with pytest.raises(ConfigError, match=r"Job 'j': .*`defaults`"):
+        jobs_of({"jobs": {"j": {"defaults": {"run": {"working-directory": "x"}}, "steps": steps}}})
+
+
 def test_file_commands_as_github_reads_them() -> None:
     text = "image=rust-sample\ndigest=sha256:ab=cd\n\nnotes<<EOF\nline 1\nline 2\nEOF\n"
     assert parse_file_command(text) == {
