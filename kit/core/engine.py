@@ -59,6 +59,10 @@ def ping() -> EngineInfo | None:
 
 def local_image_tags() -> list[str]:
     try:
-        return [t for img in client(timeout=10).images.list() for t in img.tags]
+        c = client(timeout=10)
     except EngineUnavailableError:
         return []
+    try:
+        return [t for img in c.images.list() for t in img.tags]
+    finally:
+        c.close()

@@ -461,17 +461,21 @@ def _container(rehearsal: Rehearsal, job: Job) -> Iterator[Container]:
     client = engine.client(timeout=600)
     apt = rehearsal.work / "apt-archives"
     (apt / "partial").mkdir(parents=True, exist_ok=True)
+    mounted = f"{HOME}/.rustup/toolchains/{rehearsal.toolchain.name}"
+    # A hosted runner's stable is rustup's minimal profile: no std source. The host's may have
+    # it (a rust-toolchain.toml asking for rust-src installs it); an empty directory over it
+    # keeps the runner's choice of toolchain the runner's, not this machine's.
+    src = "lib/rustlib/src"
+    hidden = {f"{mounted}/{src}": "size=1m"} if (rehearsal.toolchain / src).is_dir() else {}
     box = client.containers.run(
         rehearsal.image,
         ["sleep", "infinity"],
         detach=True,
         init=True,
         name=f"kit-rehearsal-{_slug(job.name)}-{time.monotonic_ns()}",
+        tmpfs=hidden,
         volumes={
-            str(rehearsal.toolchain.resolve()): {
-                "bind": f"{HOME}/.rustup/toolchains/{rehearsal.toolchain.name}",
-                "mode": "ro",
-            },
+            str(rehearsal.toolchain.resolve()): {"bind": mounted, "mode": "ro"},
             # downloaded .debs shared by the jobs of one rehearsal (apt still installs them)
             str(apt): {"bind": APT_ARCHIVES, "mode": "rw"},
         },
@@ -483,6 +487,7 @@ def _container(rehearsal: Rehearsal, job: Job) -> Iterator[Container]:
         # apt-get (root, through sudo) wrote the shared archive: hand it back to this user
         _exec(box, ["chown", "-R", f"{os.getuid()}:{os.getgid()}", APT_ARCHIVES])
         box.remove(force=True)
+        client.close()
 
 
 def _exec(
@@ -497,13 +502,14 @@ def _exec(
 ) -> int:
     api: Any = cast(Any, box.client).api  # docker's stubs type exec's results loosely
     exec_id = api.exec_create(box.id, argv, user=user, environment=dict(env or {}), workdir=cwd)
-    for chunk in api.exec_start(exec_id, stream=True):
-        text = chunk.decode(errors="replace")
-        if out is not None:
-            out.write(text)
-            out.flush()
-        for line in text.splitlines():
-            console.verbose(line)
+    # Read whole, not streamed: with stream=True docker-py hands back a generator and leaves
+    # the response, and its socket, open for the garbage collector (its own docstring says so).
+    text = bytes(api.exec_start(exec_id)).decode(errors="replace")
+    if out is not None:
+        out.write(text)
+        out.flush()
+    for line in text.splitlines():
+        console.verbose(line)
     code = int(api.exec_inspect(exec_id)["ExitCode"])
     if check and code != 0:
         raise CommandFailedError(f"In the rehearsal's container, {shlex.join(argv)} exited {code}.")

@@ -178,14 +178,17 @@ def build(opts: Options, recipe: Recipe) -> None:
         console.command(f"docker import {rootfs} {recipe.tag}  (Docker SDK)")
         from docker.errors import APIError
 
+        client = engine.client(timeout=600)
         try:
-            engine.client(timeout=600).api.import_image_from_file(
+            client.api.import_image_from_file(
                 str(rootfs), repository=repo, tag=tag, changes=[f"ENV PATH={PATH}"]
             )
         except APIError as e:
             raise CommandFailedError(
                 f"docker import refused the runner image: {e.explanation or e}."
             ) from None
+        finally:
+            client.close()
     if not cross_image.present(recipe.tag):
         raise CommandFailedError(f"docker import did not tag the runner image {recipe.tag}.")
     console.success(f"{recipe.tag}: built in {time.monotonic() - started:.0f} s")
