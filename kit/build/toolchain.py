@@ -287,21 +287,43 @@ def cargo_zigbuild_version() -> str | None:
 
 
 @functools.cache
+def _installed_crates() -> str:
+    """`cargo install --list`: what cargo installed, with versions (read from its records)."""
+    return tool_version(["cargo", "install", "--list"], whole=True) or ""
+
+
+def forget_installed_crates() -> None:
+    """After `cargo install`: the next version probe reads cargo's list again."""
+    _installed_crates.cache_clear()
+    oha_version.cache_clear()
+
+
+def installed_crate_version(name: str) -> str | None:
+    m = re.search(rf"^{re.escape(name)} v(\S+):", _installed_crates(), re.MULTILINE)
+    return m[1] if m else None
+
+
+UNKNOWN_VERSION = "unknown (not installed by cargo install)"
+
+
 def cross_version() -> str | None:
-    v = tool_version(["cross", "--version"])
-    return _version(v) if v else None
+    """cross's version, from cargo's list of installed crates; None when cross is missing.
+
+    `cross --version` is never run: cross 0.2.5 checks rustup's toolchains first, misreads
+    rustup 1.28's "(active, default)" and re-installs the default toolchain, then adds
+    rust-src to it: a download that updated this machine's stable and gave it std's source
+    in the middle of a test run (kit.build.backends.cross keeps it from rustup in builds)."""
+    if runner.which("cross") is None:
+        return None
+    return installed_crate_version("cross") or UNKNOWN_VERSION
 
 
 CARGO_AUDITABLE_VERSION = "0.7.7"
 
 
-@functools.cache
 def cargo_auditable_version() -> str | None:
-    """The installed cargo-auditable's version, from cargo's own list of installed crates
-    (cargo-auditable has no --version of its own)."""
-    listing = tool_version(["cargo", "install", "--list"], whole=True)
-    m = re.search(r"^cargo-auditable v(\S+):", listing or "", re.MULTILINE)
-    return m[1] if m else None
+    """The installed cargo-auditable's version (it has no --version of its own)."""
+    return installed_crate_version("cargo-auditable")
 
 
 @functools.cache

@@ -238,7 +238,7 @@ def install_cargo_tools(names: Sequence[str]) -> None:
             ["cargo", "install", name, "--version", version, "--locked", *extra],
             what=f"cargo install {name}",
         )
-        probe.cache_clear()  # type: ignore[attr-defined]
+        toolchain.forget_installed_crates()  # the probes read cargo's list afresh
 
 
 def pinned_requirements(pyproject: Path) -> dict[str, str]:

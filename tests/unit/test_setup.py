@@ -104,3 +104,26 @@ def test_apt_runs_through_passwordless_sudo_when_not_root(monkeypatch):
     ran.clear()
     setup.install_system_packages(["wrk"])
     assert ran[0] == ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-qq"]
+
+
+def test_tool_versions_come_from_cargos_list_and_cross_is_never_run(monkeypatch):
+    """`cross --version` re-installs rustup's default toolchain and adds rust-src to it: the
+    kit reads the versions cargo recorded instead, with one `cargo install --list`."""
+    from kit.build import toolchain
+    from kit.core import runner
+
+    calls: list[list[str]] = []
+
+    def capture(argv, **kwargs):
+        calls.append(list(argv))
+        return "cargo-auditable v0.7.7:\n    cargo-auditable\ncross v0.2.5:\n    cross\n"
+
+    monkeypatch.setattr(runner, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(runner, "capture", capture)
+    toolchain.forget_installed_crates()
+    try:
+        assert toolchain.cross_version() == "0.2.5"
+        assert toolchain.cargo_auditable_version() == "0.7.7"
+        assert calls == [["cargo", "install", "--list"]]
+    finally:
+        toolchain.forget_installed_crates()
