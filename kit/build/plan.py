@@ -14,7 +14,7 @@ from kit.build.backends import BuildRequest, HostFacts, path_remaps, select_back
 from kit.build.backends.cross import CrossSetup, read_cross_config
 from kit.build.project import Package, Project
 from kit.build.toolchain import RustToolchain, choose_std
-from kit.core import engine, runner
+from kit.core import engine, epoch, runner
 from kit.core.allocators import Allocator, Route, parse_allocators
 from kit.core.errors import ConfigError, ToolMissingError
 from kit.core.options import Options
@@ -219,6 +219,7 @@ def plan_build(
         remap=()
         if chosen.name == "cross"
         else path_remaps(opts.path(opts.target_dir), toolchain.cargo_home()),
+        epoch=epoch.build_epoch(),
     )
     if req.auditable and not host.cargo_auditable:
         raise ToolMissingError(

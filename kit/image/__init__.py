@@ -4,7 +4,6 @@ a daemon, their records, loading and running them in Docker, and a throwaway loc
     archive    deterministic tar and gzip bytes
     oci        image bytes in memory (blobs, config, manifest, index, assemble, merge): pure
     layout     layouts and tarballs on disk: write, read back, verify
-    epoch      SOURCE_DATE_EPOCH, the one policy for the whole kit
     inputs     what goes in: gated binaries, release facts, CA bundle
     report     the records: PackageReport, ImageTags, SmokeReport
     package    the task: package, merge

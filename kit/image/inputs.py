@@ -2,7 +2,7 @@
 
 Everything that decides the image bytes is gathered here, and nothing else: the binaries (by
 their build records in dist/, built first when missing), the Cargo version, SOURCE_DATE_EPOCH
-(kit.image.epoch), the git revision and source URL, and the CA bundle. kit.image.oci turns
+(kit.core.epoch), the git revision and source URL, and the CA bundle. kit.image.oci turns
 them into bytes.
 """
 
@@ -19,13 +19,13 @@ from kit.build.record import BuildRecord, find_build_record
 from kit.build.run import build_matrix
 from kit.core import console, fs, runner
 from kit.core.allocators import Allocator
+from kit.core.epoch import source_date_epoch
 from kit.core.errors import CommandFailedError, ConfigError, PackageError, ToolMissingError
 from kit.core.options import Options
 from kit.core.paths import Paths
 from kit.core.records import RecordError
 from kit.core.targets import Target
 from kit.image import oci
-from kit.image.epoch import source_date_epoch
 
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 

@@ -71,7 +71,7 @@ class DockerFacts(_Part):
 
 class EpochFacts(_Part):
     value: int
-    origin: str  # kit.image.epoch's FROM_*, or "merged layouts"
+    origin: str  # kit.core.epoch's FROM_*, or "merged layouts"
 
 
 class ReproFacts(_Part):

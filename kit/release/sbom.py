@@ -258,7 +258,7 @@ def build_bom(
     """A Bom for the binary `record` describes, from cargo's resolved graph (pure).
 
     Nothing in it depends on when or where it is made: the timestamp is `epoch` (the
-    SOURCE_DATE_EPOCH policy of the image, kit.image.epoch) and the serial number is derived
+    SOURCE_DATE_EPOCH policy of the image, kit.core.epoch) and the serial number is derived
     from the binary's content, so the same build gives the same bytes.
     """
     root = _root_package(meta, record.name)
@@ -313,7 +313,7 @@ def write_sbom(opts: Options, record: BuildRecord, dest: Path | None = None) -> 
     """Resolve, build, validate and atomically write the SBOM for one build record.
 
     None in a dry run (cargo metadata was shown, not run)."""
-    from kit.image.epoch import source_date_epoch
+    from kit.core.epoch import source_date_epoch
 
     alloc = parse_allocator(record.allocator)
     meta = cargo_metadata(opts.manifest, record.triple, [alloc.feature] if alloc.feature else [])

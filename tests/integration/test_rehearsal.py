@@ -89,12 +89,6 @@ def test_every_run_step_passes_on_runners(rehearsed: Rehearsed) -> None:
     assert set(_platform_manifests(rehearsed.merged_layout())) == platforms
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet reproducible across machines: the runner's binary has the same size and "
-    "strings as this machine's (paths remapped), yet most of its code bytes differ; cause not "
-    "found yet (issue 12)",
-)
 def test_the_runners_image_is_the_one_machine_image(
     rehearsed: Rehearsed, packaged: PackageReport
 ) -> None:

@@ -84,7 +84,7 @@ def test_std_from_source_comes_from_the_kits_cached_sysroot(opts, monkeypatch):
     assert sysroot is not None
     assert sysroot.parent == opts.root / "cache" / "std" / "aarch64-unknown-linux-musl"
     assert plan.backend == "zigbuild"
-    assert argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
+    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
     assert not any(a.startswith("-Z") for a in argv)
     cfg = argv[argv.index("--config") + 1]
     target = opts.root / "target"  # a built binary names neither it nor cargo's home
@@ -103,7 +103,7 @@ def test_std_cache_false_builds_std_in_the_projects_target_dir(tmp_path):
     argv, env = plan.invocation.argv, plan.invocation.env
     assert plan.request.std.std == "build-std" and plan.request.std.sysroot is None
     assert plan.backend == "zigbuild"
-    assert argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
+    assert argv[:3] == ("cargo", "+debian-web", "zigbuild")
     assert "-Zbuild-std=std,panic_unwind" in argv
     assert argv[argv.index("--target") : argv.index("--target") + 2] == (
         "--target",
@@ -134,7 +134,7 @@ def test_prebuilt_musl_needs_no_bootstrap_or_self_contained_override(opts):
 def test_glibc_baseline_is_static_via_crt_static_with_plain_cargo(opts):
     plan = plan_build(opts, X86_64_GNU, SYSTEM, toolchains=(STABLE, WITH_SOURCE), host=HOST)
     assert plan.backend == "cargo"
-    assert plan.invocation.argv[:4] == ("cargo", "+stable", "auditable", "build")
+    assert plan.invocation.argv[:3] == ("cargo", "+stable", "build")
     assert 'rustflags = ["-C", "target-feature=+crt-static", "--remap' in " ".join(
         plan.invocation.argv
     )
@@ -245,12 +245,26 @@ def test_the_project_is_read_from_cargo_toml_without_cargo_in_a_dry_run(tmp_path
     assert all("jemalloc" in p.features for p in project.packages)
 
 
-def test_builds_embed_their_dependency_list_unless_told_not_to(opts):
+def test_builds_embed_their_dependency_list_unless_told_not_to(opts, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     plan = plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
-    assert plan.request.auditable and "auditable" in plan.invocation.argv
+    env, argv = plan.invocation.env, plan.invocation.argv
+    # the wrapper by its name, never by a path of this machine: cargo hashes it into symbols
+    assert plan.request.auditable and env["RUSTC_WORKSPACE_WRAPPER"] == "cargo-auditable"
+    assert "auditable" not in argv
+    # what cargo-auditable's wrapper reads back for its `cargo metadata`: the same --config
+    orig = json.loads(env["CARGO_AUDITABLE_ORIG_ARGS"])
+    assert orig == {
+        "offline": False,
+        "locked": True,
+        "frozen": False,
+        "config": [argv[argv.index("--config") + 1]],
+    }
+    assert env["SOURCE_DATE_EPOCH"] == "0"  # C's __DATE__ and __TIME__, the same every build
     off = dataclasses.replace(opts, auditable=False)
     plain = plan_build(off, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=HOST)
-    assert not plain.request.auditable and "auditable" not in plain.invocation.argv
+    assert not plain.request.auditable
+    assert not {"RUSTC_WORKSPACE_WRAPPER", "CARGO_AUDITABLE_ORIG_ARGS"} & set(plain.invocation.env)
     missing = dataclasses.replace(HOST, cargo_auditable=False)
     with pytest.raises(ToolMissingError) as e:
         plan_build(opts, AARCH64_MUSL, JEMALLOC, toolchains=(STABLE, WITH_SOURCE), host=missing)

@@ -18,6 +18,7 @@ from kit.build.project import Package, Project
 from kit.build.record import BuildRecord, write_build_record
 from kit.core import runner
 from kit.core.allocators import SYSTEM
+from kit.core.epoch import FROM_COMMIT, FROM_DEFAULT, FROM_ENV, build_epoch, source_date_epoch
 from kit.core.errors import (
     CommandFailedError,
     ConfigError,
@@ -30,7 +31,6 @@ from kit.core.paths import Paths
 from kit.core.records import RecordError
 from kit.core.targets import AARCH64_MUSL, X86_64_MUSL
 from kit.image import container, inputs, layout, oci, package, repro
-from kit.image.epoch import FROM_COMMIT, FROM_DEFAULT, FROM_ENV, source_date_epoch
 from kit.image.report import EpochFacts, read_image_tags, read_package_report
 
 from .test_oci import HandMade
@@ -165,6 +165,14 @@ def test_source_date_epoch_without_a_commit_is_zero(monkeypatch, answer):
 def test_a_bad_source_date_epoch_is_a_config_error(raw):
     with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
         source_date_epoch(Path("."), {"SOURCE_DATE_EPOCH": raw})
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
+        build_epoch({"SOURCE_DATE_EPOCH": raw})
+
+
+def test_a_builds_epoch_is_the_environments_or_a_fixed_zero_never_the_commits(git):
+    """Compilers get a stamp no cache can make stale: not the last commit's time."""
+    assert build_epoch({"SOURCE_DATE_EPOCH": "42"}) == 42
+    assert build_epoch({}) == 0 and build_epoch({"SOURCE_DATE_EPOCH": " "}) == 0
 
 
 # --- inputs ---------------------------------------------------------------------------------

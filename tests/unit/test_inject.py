@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,15 +54,17 @@ def test_an_injected_link_is_cargo_rustc_for_one_binary_reusing_the_plain_build(
     plan = plan_build(
         opts, X86_64_MUSL, MIMALLOC, toolchains=(WITH_SOURCE,), host=HOST, route=Route.INJECTED
     )
-    assert plan.invocation.argv[:4] == ("cargo", "+debian-web", "auditable", "zigbuild")
+    assert plan.invocation.argv[:3] == ("cargo", "+debian-web", "zigbuild")
     assert "--features" not in plan.invocation.argv  # the plain build: nothing added
 
     obj = Injection("mimalloc", "libmimalloc-sys 0.1.49", tmp_path / "mimalloc.o", "0" * 64)
     one = relink(plan, "app", "app-pkg", obj.link_args)
     argv = one.invocation.argv
-    # cargo-auditable runs $CARGO (cargo-zigbuild here) with itself as the rustc wrapper
-    assert argv[:3] == ("cargo-auditable", "auditable", "rustc")
-    assert one.invocation.env["CARGO"] == "cargo-zigbuild"
+    # cargo-zigbuild's rustc runs cargo, which inherits the auditable wrapper
+    assert argv[:2] == ("cargo-zigbuild", "rustc")
+    assert one.invocation.env["RUSTC_WORKSPACE_WRAPPER"] == "cargo-auditable"
+    orig = json.loads(one.invocation.env["CARGO_AUDITABLE_ORIG_ARGS"])
+    assert orig["config"] == [argv[argv.index("--config") + 1]]  # none of the link arguments
     assert one.invocation.env["RUSTUP_TOOLCHAIN"] == "debian-web"
     assert argv[argv.index("--package") + 1] == "app-pkg"
     assert argv[argv.index("--bin") + 1] == "app"

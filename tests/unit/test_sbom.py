@@ -128,7 +128,7 @@ def test_system_allocator_is_the_libc_malloc() -> None:
 
 def test_same_inputs_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reproducible without SOURCE_DATE_EPOCH: the time is the epoch passed in (the last commit
-    time, by kit.image.epoch's policy) and the serial number comes from the content."""
+    time, by kit.core.epoch's policy) and the serial number comes from the content."""
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     first = render(build_bom(META, RECORD, {}, EPOCH))
     again = render(build_bom(META, RECORD, {}, EPOCH))

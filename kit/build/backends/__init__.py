@@ -58,6 +58,8 @@ class BuildRequest:
     auditable: bool = False
     # this machine's paths -> fixed names in what the binary embeds (panic locations)
     remap: tuple[tuple[str, str], ...] = ()
+    # SOURCE_DATE_EPOCH for the compilers: C's __DATE__ and __TIME__ (kit.core.epoch)
+    epoch: int = 0
 
     @property
     def subcommand(self) -> str:
@@ -75,14 +77,30 @@ class Backend(Protocol):
     def plan(self, req: BuildRequest) -> Invocation: ...
 
 
-AUDITABLE = "auditable"  # cargo's `auditable` subcommand: cargo-auditable (kit.machine.setup)
+# cargo-auditable (pinned, kit.machine.setup), run as cargo's rustc workspace wrapper: it adds
+# the dependency list (.dep-v0) at the final link. `cargo auditable <subcommand>` would do the
+# same, but it names the wrapper by its own absolute path (current_exe), and cargo hashes a
+# workspace wrapper's path into the -C metadata of every workspace member (cargo's
+# compute_metadata), which changes symbol names and so the code's layout: the same commit gave
+# other bytes from /home/runner/.cargo/bin than from /root/.cargo/bin (seen in `invoke
+# rehearse`). So the kit does what that subcommand does, with the wrapper named as a program on
+# PATH: the same name, and the same bytes, wherever it is installed.
+AUDITABLE_WRAPPER = "cargo-auditable"
 
 
-def auditable_argv(req: BuildRequest) -> list[str]:
-    """`auditable` before the subcommand when the build embeds its dependency list: cargo
-    runs cargo-auditable, which runs the same cargo subcommand with itself as the rustc
-    workspace wrapper (it adds the .dep-v0 section at the final link)."""
-    return [AUDITABLE] if req.auditable else []
+def auditable_env(req: BuildRequest, args: list[str]) -> dict[str, str]:
+    """The environment `cargo auditable` gives cargo (cargo-auditable 0.7's cargo_auditable.rs):
+    the wrapper, and the cargo arguments its wrapper reads back for its own `cargo metadata`
+    (only --config, --locked, --offline and --frozen, before any `--`)."""
+    if not req.auditable:
+        return {}
+    own = args[: args.index("--")] if "--" in args else args
+    configs = [own[i + 1] for i, a in enumerate(own[:-1]) if a == "--config"]
+    orig = {"offline": False, "locked": req.locked, "frozen": False, "config": configs}
+    return {
+        "RUSTC_WORKSPACE_WRAPPER": AUDITABLE_WRAPPER,
+        "CARGO_AUDITABLE_ORIG_ARGS": json.dumps(orig),
+    }
 
 
 def cargo_args(req: BuildRequest) -> list[str]:
@@ -144,7 +162,7 @@ def path_remaps(target_dir: Path, cargo_home: Path) -> tuple[tuple[str, str], ..
 
 
 def base_env(req: BuildRequest) -> dict[str, str]:
-    env = {"CARGO_TARGET_DIR": str(req.target_dir)}
+    env = {"CARGO_TARGET_DIR": str(req.target_dir), "SOURCE_DATE_EPOCH": str(req.epoch)}
     if req.std.build_std and not req.std.toolchain.nightly:
         # -Zbuild-std is unstable; a stable toolchain accepts it with RUSTC_BOOTSTRAP=1.
         env["RUSTC_BOOTSTRAP"] = "1"

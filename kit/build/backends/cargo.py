@@ -3,7 +3,7 @@ musl where a prebuilt musl std (with its self-contained crt objects) is installe
 
 from __future__ import annotations
 
-from kit.build.backends import BuildRequest, HostFacts, auditable_argv, base_env, cargo_args
+from kit.build.backends import BuildRequest, HostFacts, auditable_env, base_env, cargo_args
 from kit.build.toolchain import StdPlan
 from kit.core.runner import Invocation
 from kit.core.targets import Target
@@ -23,10 +23,7 @@ class CargoBackend:
         return None
 
     def plan(self, req: BuildRequest) -> Invocation:
-        argv = [
-            *req.std.toolchain.cargo_argv(),
-            *auditable_argv(req),
-            req.subcommand,
-            *cargo_args(req),
-        ]
-        return Invocation(tuple(argv), base_env(req), req.manifest.parent)
+        args = cargo_args(req)
+        argv = [*req.std.toolchain.cargo_argv(), req.subcommand, *args]
+        env = {**base_env(req), **auditable_env(req, args)}
+        return Invocation(tuple(argv), env, req.manifest.parent)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kit.build.backends import BuildRequest, HostFacts, auditable_argv, base_env, cargo_args
+from kit.build.backends import BuildRequest, HostFacts, auditable_env, base_env, cargo_args
 from kit.build.toolchain import StdPlan
 from kit.core.runner import Invocation
 from kit.core.targets import Target
@@ -20,24 +20,15 @@ class ZigbuildBackend:
         return None
 
     def plan(self, req: BuildRequest) -> Invocation:
-        env = base_env(req)
+        args = cargo_args(req)
+        env = {**base_env(req), **auditable_env(req, args)}
         if req.subcommand == "rustc":
             # `cargo zigbuild` is only the build subcommand; cargo-zigbuild's own `rustc`
             # subcommand runs cargo from PATH, so the toolchain is chosen as rustup's proxy
-            # reads it from the environment.
-            argv = ["cargo-zigbuild", "rustc", *cargo_args(req)]
-            if req.auditable:
-                # cargo-auditable runs "$CARGO <its arguments>" with itself as the rustc
-                # workspace wrapper: here $CARGO is cargo-zigbuild, which passes it on to cargo.
-                argv = ["cargo-auditable", "auditable", *argv[1:]]
-                env["CARGO"] = "cargo-zigbuild"
+            # reads it from the environment (and cargo inherits the auditable wrapper).
+            argv = ["cargo-zigbuild", "rustc", *args]
             if req.std.toolchain.name:
                 env["RUSTUP_TOOLCHAIN"] = req.std.toolchain.name
         else:
-            argv = [
-                *req.std.toolchain.cargo_argv(),
-                *auditable_argv(req),
-                "zigbuild",
-                *cargo_args(req),
-            ]
+            argv = [*req.std.toolchain.cargo_argv(), "zigbuild", *args]
         return Invocation(tuple(argv), env, req.manifest.parent)
