@@ -139,6 +139,27 @@ def test_build_std_in_cross_toml_sets_and_passes_rustc_bootstrap():
     assert "CARGO_NET_OFFLINE" not in env  # std's own dependencies may need fetching
 
 
+def test_the_kits_passthrough_keeps_the_users_lists():
+    """cross 0.2.5 takes CROSS_BUILD_ENV_PASSTHROUGH instead of Cross.toml's lists: when the kit
+    sets it, the user's lists for that target are in it (and a variable they set wins)."""
+    config = parse_cross_toml(
+        {
+            "build": {"env": {"passthrough": ["A"]}},
+            "target": {AARCH64_MUSL.triple: {"env": {"passthrough": ["B"]}}},
+        },
+        Path("Cross.toml"),
+    )
+    on = setup(config=config)
+    assert on.env(AARCH64_MUSL, ("SOURCE_DATE_EPOCH",))["CROSS_BUILD_ENV_PASSTHROUGH"] == (
+        "A B SOURCE_DATE_EPOCH"
+    )
+    assert on.env(X86_64_MUSL, ("SOURCE_DATE_EPOCH",))["CROSS_BUILD_ENV_PASSTHROUGH"] == (
+        "A SOURCE_DATE_EPOCH"
+    )
+    theirs = setup(config=config, environ={"CROSS_BUILD_ENV_PASSTHROUGH": "C"})
+    assert theirs.env(X86_64_MUSL, ("D",))["CROSS_BUILD_ENV_PASSTHROUGH"] == "C D"
+
+
 def test_cross_toml_is_read_as_cross_reads_it(tmp_path):
     (tmp_path / "Cross.toml").write_text(
         '[build]\npre-build = ["echo hi"]\n[build.env]\npassthrough = ["A"]\n'
@@ -150,7 +171,9 @@ def test_cross_toml_is_read_as_cross_reads_it(tmp_path):
     assert c.path == tmp_path / "Cross.toml" and c.pre_build
     assert c.images[AARCH64_MUSL.triple] == "img:1"
     assert "Dockerfile.x" in c.images[X86_64_MUSL.triple]
-    assert c.passthrough == ("A", "B")
+    assert c.passthrough == {"": ("A",), AARCH64_MUSL.triple: ("B", "A")}
+    assert c.passthrough_for(AARCH64_MUSL) == ("A", "B")
+    assert c.passthrough_for(X86_64_MUSL) == ("A",)
     assert c.wants_build_std(AARCH64_MUSL) and not c.wants_build_std(X86_64_MUSL)
     other = tmp_path / "elsewhere.toml"
     other.write_text('[target.x86_64-unknown-linux-musl]\nimage = "other:3"\n')

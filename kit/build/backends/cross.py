@@ -26,9 +26,11 @@ build runs with CARGO_NET_OFFLINE=true: nothing is downloaded inside the contain
 Traps handled: cross passes the variables named in `passthrough` from the host, and passing an
 unset one unsets the image's own value; so when the user's Cross.toml asks cross for build-std
 (which needs RUSTC_BOOTSTRAP on a stable toolchain) the kit sets RUSTC_BOOTSTRAP=1 and passes
-it through. Settings an allocator needs at build time (jemalloc's page size on aarch64) are not
-CARGO_* variables, which cross passes by itself, so the kit names them in
-CROSS_BUILD_ENV_PASSTHROUGH (merged by cross with the user's list).
+it through. Settings an allocator needs at build time (jemalloc's page size on aarch64) and
+SOURCE_DATE_EPOCH are not CARGO_* variables, which cross passes by itself, so the kit names them
+in CROSS_BUILD_ENV_PASSTHROUGH. cross 0.2.5 takes that variable's list instead of Cross.toml's
+(config.rs, sum_of_env_toml_values), not as well as it, so the kit repeats the user's lists for
+the target in it: their variables still reach the build.
 """
 
 from __future__ import annotations
@@ -73,11 +75,17 @@ class CrossConfig:
     path: Path | None = None
     images: Mapping[str, str] = field(default_factory=dict)  # triple -> image (or dockerfile)
     build_std: Mapping[str, bool] = field(default_factory=dict)  # triple or "" (build) -> flag
-    passthrough: tuple[str, ...] = ()
+    # triple or "" (build) -> the variables named in that table's env.passthrough
+    passthrough: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     pre_build: bool = False
 
     def wants_build_std(self, target: Target) -> bool:
         return self.build_std.get(target.triple, self.build_std.get("", False))
+
+    def passthrough_for(self, target: Target) -> tuple[str, ...]:
+        """What cross passes for `target`: [build.env]'s list, then [target.<triple>.env]'s."""
+        both = [*self.passthrough.get("", ()), *self.passthrough.get(target.triple, ())]
+        return tuple(dict.fromkeys(both))
 
 
 def _image_name(value: Any) -> str | None:
@@ -95,7 +103,9 @@ def parse_cross_toml(data: Mapping[str, Any], path: Path) -> CrossConfig:
         raise ConfigError(f"{path}: [build] and [target.<triple>] must be tables.")
     images: dict[str, str] = {}
     build_std: dict[str, bool] = {}
-    passthrough = list((build.get("env", {}) or {}).get("passthrough", []) or [])
+    passthrough: dict[str, tuple[str, ...]] = {}
+    if names := _passthrough(build):
+        passthrough[""] = names
     pre_build = bool(build.get("pre-build"))
     if "build-std" in build:
         build_std[""] = bool(build["build-std"])
@@ -109,9 +119,15 @@ def parse_cross_toml(data: Mapping[str, Any], path: Path) -> CrossConfig:
             images[triple] = f"(built by cross from {table['dockerfile']})"
         if "build-std" in table:
             build_std[triple] = bool(table["build-std"])
-        passthrough += (table.get("env", {}) or {}).get("passthrough", []) or []
+        if names := _passthrough(table):
+            passthrough[triple] = names
         pre_build = pre_build or bool(table.get("pre-build"))
-    return CrossConfig(path, images, build_std, tuple(dict.fromkeys(passthrough)), pre_build)
+    return CrossConfig(path, images, build_std, passthrough, pre_build)
+
+
+def _passthrough(table: Mapping[str, Any]) -> tuple[str, ...]:
+    names = (table.get("env", {}) or {}).get("passthrough", []) or []
+    return tuple(dict.fromkeys(str(n) for n in names))
 
 
 def read_cross_config(workspace_root: Path, environ: Mapping[str, str]) -> CrossConfig:
@@ -141,7 +157,10 @@ def merge(low: CrossConfig, high: CrossConfig) -> CrossConfig:
         path=high.path or low.path,
         images={**low.images, **high.images},
         build_std={**low.build_std, **high.build_std},
-        passthrough=tuple(dict.fromkeys([*low.passthrough, *high.passthrough])),
+        passthrough={
+            key: tuple(dict.fromkeys([*low.passthrough.get(key, ()), *names]))
+            for key, names in {**low.passthrough, **high.passthrough}.items()
+        },
         pre_build=low.pre_build or high.pre_build,
     )
 
@@ -228,8 +247,14 @@ class CrossSetup:
             env["RUSTC_BOOTSTRAP"] = "1"
             names.append("RUSTC_BOOTSTRAP")
         if names:
-            own = self.environ.get("CROSS_BUILD_ENV_PASSTHROUGH", "").split()
-            env["CROSS_BUILD_ENV_PASSTHROUGH"] = " ".join(dict.fromkeys([*own, *names]))
+            # cross uses this variable's list instead of Cross.toml's: the user's variable if
+            # they set one (cross would have ignored their file's lists anyway), else their
+            # file's lists for this target, then the kit's.
+            if "CROSS_BUILD_ENV_PASSTHROUGH" in self.environ:
+                theirs = self.environ["CROSS_BUILD_ENV_PASSTHROUGH"].split()
+            else:
+                theirs = list(self.config.passthrough_for(target))
+            env["CROSS_BUILD_ENV_PASSTHROUGH"] = " ".join(dict.fromkeys([*theirs, *names]))
         return env
 
 
